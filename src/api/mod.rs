@@ -1,0 +1,214 @@
+//! HTTP API (axum): call records, health, metrics, admin.
+//!
+//! JSON under `/api/v1`, with its OpenAPI document at `/api/v1/openapi.json`.
+//! A request with a bad field gets a 4xx whose body names the field:
+//! `{"error": "...", "field": "limit"}`.
+
+use crate::server::Shared;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The OpenAPI document, kept beside the code it describes.
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// Routes for the service.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/calls", get(list_calls))
+        .route("/api/v1/calls/{id}", get(get_call))
+        .route("/api/v1/admin/reload", post(reload))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// An API error: status plus a JSON body naming the field when one is at fault.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    field: Option<&'static str>,
+}
+
+impl ApiError {
+    fn field(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    fn status(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.field {
+            Some(f) => json!({"error": self.message, "field": f}),
+            None => json!({"error": self.message}),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::status(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let database =
+        shared.metrics.writer.healthy.load(Ordering::Relaxed) && shared.store.ping().await.is_ok();
+    let draining = shared.is_draining();
+    let body = json!({
+        "status": if draining { "draining" } else { "ok" },
+        "draining": draining,
+        "database": if database { "ok" } else { "down" },
+        "active_calls": shared.active_calls(),
+        "pending_records": shared.metrics.writer.pending.load(Ordering::Relaxed),
+    });
+    // A draining node tells its load balancer to stop sending calls. A down
+    // database does not: calls are still answered and records wait in memory.
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+const MAX_LIMIT: i64 = 1000;
+
+/// Reads `limit` from a query string: absent means 50.
+fn parse_limit(query: Option<&str>) -> Result<i64, ApiError> {
+    let mut limit = 50;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => {
+                limit = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "limit",
+                            format!("must be a whole number from 1 to {MAX_LIMIT}, got {value:?}"),
+                        )
+                    })?;
+            }
+            other => {
+                return Err(ApiError::field(
+                    "query",
+                    format!("unknown parameter {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(limit)
+}
+
+async fn list_calls(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let limit = parse_limit(query.as_deref())?;
+    let calls = shared
+        .store
+        .recent_calls(limit)
+        .await
+        .map_err(|e| ApiError::status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({ "calls": calls })).into_response())
+}
+
+async fn get_call(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if id.is_empty() || id.len() > 512 {
+        return Err(ApiError::field(
+            "id",
+            "must be a SIP Call-ID of 1 to 512 characters",
+        ));
+    }
+    match shared.store.call(&id).await {
+        Ok(Some(call)) => Ok(Json(call).into_response()),
+        Ok(None) => Err(ApiError::status(
+            StatusCode::NOT_FOUND,
+            format!("no call with Call-ID {id:?}"),
+        )),
+        Err(e) => Err(ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
+    }
+}
+
+async fn reload(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let outcome = tokio::task::spawn_blocking(move || shared.reload())
+        .await
+        .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match outcome {
+        Ok(outcome) => Ok(Json(
+            json!({"reloaded": true, "restart_required": outcome.restart_required}),
+        )
+        .into_response()),
+        Err(e) => Err(ApiError::status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_is_checked() {
+        assert_eq!(parse_limit(None).ok(), Some(50));
+        assert_eq!(parse_limit(Some("limit=5")).ok(), Some(5));
+        for bad in ["limit=0", "limit=x", "limit=1001", "limit=-1", "limit="] {
+            let e = parse_limit(Some(bad)).err().unwrap();
+            assert_eq!(e.field, Some("limit"), "{bad}");
+        }
+        assert_eq!(
+            parse_limit(Some("lmit=3")).err().unwrap().field,
+            Some("query")
+        );
+    }
+
+    #[test]
+    fn openapi_is_json() {
+        let v: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert!(v["paths"]["/api/v1/calls"].is_object());
+    }
+}

@@ -1,0 +1,643 @@
+//! One call, from its admitted INVITE to its record.
+//!
+//! The actor owns the call's state: the dialog, its media stream, the digits,
+//! the timers. Everything reaches it as a message: dialog states from
+//! rsipstack (ACK, re-INVITE, UPDATE, INFO, BYE, CANCEL), media events from
+//! the stream (digits, a silent peer), timer expiries and the server's
+//! "hang up now". Until IVR flows land, 12345 plays the greeting in a loop,
+//! collects digits and hangs up when the caller stays quiet.
+
+use super::record::{CallRecord, RtpSummary, now_ms};
+use crate::config::Config;
+use crate::media::dtmf::parse_info_body;
+use crate::media::engine::{MediaEvent, OpenParams, StreamConfig, StreamHandle, StreamStats};
+use crate::media::prompt::Prompt;
+use crate::report::metrics::CallResult;
+use crate::server::Shared;
+use crate::sip::headers::{self, capabilities};
+use crate::sip::sdp::{self, LocalAudio, Negotiated};
+use crate::sip::session_timer::{self, Decision, Due, Granted, TimerRequest};
+use rsipstack::dialog::DialogId;
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// What the listener learned about an admitted INVITE.
+pub struct CallSetup {
+    pub tx: Transaction,
+    /// The config in force when the call arrived; the call keeps it.
+    pub config: Arc<Config>,
+    pub prompt: Arc<Prompt>,
+    /// The negotiated offer, or `None` for a late offer (INVITE without SDP).
+    pub offer: Option<Negotiated>,
+    pub timer: Option<Granted>,
+    pub timer_request: TimerRequest,
+    /// Our address for SDP and Contact.
+    pub local_ip: IpAddr,
+    pub contact_port: u16,
+    pub call_id: String,
+    pub caller: String,
+    pub callee: String,
+    pub remote_addr: String,
+    pub transport: &'static str,
+    pub started_at: i64,
+}
+
+/// How a call ended, for the record and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    CallerBye,
+    Cancelled,
+    IdleTimeout,
+    RtpTimeout,
+    SessionExpired,
+    Shutdown,
+    NoAck,
+    BadAnswer,
+    MediaUnavailable,
+    Other,
+}
+
+impl End {
+    fn reason(self) -> &'static str {
+        match self {
+            End::CallerBye => "caller-bye",
+            End::Cancelled => "cancelled",
+            End::IdleTimeout => "idle-timeout",
+            End::RtpTimeout => "rtp-timeout",
+            End::SessionExpired => "session-expired",
+            End::Shutdown => "shutdown",
+            End::NoAck => "no-ack",
+            End::BadAnswer => "bad-sdp-answer",
+            End::MediaUnavailable => "media-unavailable",
+            End::Other => "ended",
+        }
+    }
+
+    /// Whether we sent the BYE.
+    fn by_hotline(self) -> bool {
+        matches!(
+            self,
+            End::IdleTimeout
+                | End::RtpTimeout
+                | End::SessionExpired
+                | End::Shutdown
+                | End::BadAnswer
+        )
+    }
+}
+
+/// Runs the call to its end and leaves its record.
+pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
+    let span = tracing::info_span!("call", call_id = %setup.call_id);
+    async move {
+        let record = Call::start(&shared, setup).await;
+        tracing::info!(
+            status = record.status,
+            end = %record.end_reason,
+            digits = %record.digits,
+            "call ended"
+        );
+        shared.records.send(record);
+        shared.call_finished();
+    }
+    .instrument(span)
+    .await
+}
+
+struct Call<'a> {
+    shared: &'a Shared,
+    config: Arc<Config>,
+    prompt: Arc<Prompt>,
+    dialog: InviteDialog,
+    states: UnboundedReceiver<DialogState>,
+    media_events: UnboundedReceiver<MediaEvent>,
+    stream: Option<StreamHandle>,
+    negotiated: Option<Negotiated>,
+    local: LocalAudio,
+    timer: Option<Granted>,
+    refreshed_at: Instant,
+    digits: String,
+    idle_deadline: Instant,
+    answered_at: Option<i64>,
+    status: u16,
+    record: CallRecord,
+}
+
+impl<'a> Call<'a> {
+    async fn start(shared: &'a Shared, setup: CallSetup) -> CallRecord {
+        let CallSetup {
+            mut tx,
+            config,
+            prompt,
+            offer,
+            timer,
+            timer_request,
+            local_ip,
+            contact_port,
+            call_id,
+            caller,
+            callee,
+            remote_addr,
+            transport,
+            started_at,
+        } = setup;
+        let mut record = CallRecord {
+            call_id,
+            caller,
+            callee,
+            remote_addr,
+            transport: transport.into(),
+            started_at,
+            answered_at: None,
+            ended_at: 0,
+            status: 0,
+            end_reason: String::new(),
+            hangup_by: String::new(),
+            codec: None,
+            digits: String::new(),
+            rtp: RtpSummary::default(),
+        };
+        let (state_tx, states) = shared.dialogs.new_dialog_state_channel();
+        let contact = contact_uri(
+            &config.sip.hotline_number,
+            local_ip,
+            contact_port,
+            transport,
+        );
+        let dialog =
+            match shared
+                .dialogs
+                .get_or_create_server_invite(&tx, state_tx, None, Some(contact))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create dialog");
+                    tx.reply(StatusCode::ServerInternalError).await.ok();
+                    record.status = 500;
+                    return finish_record(record, End::Other, None, shared, CallResult::Failed);
+                }
+            };
+        // The dialog drives the INVITE transaction (100, retransmissions,
+        // ACK, CANCEL) in its own task and reports to `states`.
+        let mut driver = dialog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = driver.handle(&mut tx).await {
+                tracing::debug!(error = %e, "INVITE transaction ended with error");
+            }
+        });
+
+        let (events_tx, media_events) = tokio::sync::mpsc::unbounded_channel();
+        let stream_config = StreamConfig {
+            law: offer
+                .as_ref()
+                .map_or(crate::media::g711::Law::Ulaw, |n| n.law),
+            payload_type: offer.as_ref().map_or(0, |n| n.payload_type),
+            dtmf_pt: offer.as_ref().and_then(|n| n.dtmf_pt),
+            remote_rtp: offer.as_ref().and_then(|n| n.remote_rtp),
+            remote_rtcp: offer.as_ref().and_then(|n| n.remote_rtcp),
+            // With a late offer nothing is sent until the ACK's answer.
+            send: offer.as_ref().is_some_and(|n| n.local_direction.sends()),
+            expect_rtp: offer.as_ref().is_some_and(|n| n.remote_direction.sends()),
+            prompt: Some(prompt.clone()),
+        };
+        let stream = match shared.media.open(OpenParams {
+            config: stream_config,
+            events: events_tx,
+            cname: format!("hotline@{local_ip}"),
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "no media port for call");
+                dialog
+                    .reject(
+                        Some(StatusCode::ServiceUnavailable),
+                        Some("no media port".into()),
+                    )
+                    .ok();
+                record.status = 503;
+                return finish_record(
+                    record,
+                    End::MediaUnavailable,
+                    None,
+                    shared,
+                    CallResult::Failed,
+                );
+            }
+        };
+        let now = Instant::now();
+        let mut call = Call {
+            shared,
+            local: LocalAudio {
+                ip: local_ip,
+                port: stream.local_port(),
+                session_id: rand::random::<u32>().into(),
+                version: 1,
+            },
+            config,
+            prompt,
+            dialog,
+            states,
+            media_events,
+            stream: Some(stream),
+            negotiated: offer,
+            timer,
+            refreshed_at: now,
+            digits: String::new(),
+            idle_deadline: now,
+            answered_at: None,
+            status: 0,
+            record,
+        };
+        let end = call.drive(&timer_request).await;
+        call.finish(end).await
+    }
+
+    /// Rings, answers, then serves the call until it ends.
+    async fn drive(&mut self, timer_request: &TimerRequest) -> End {
+        if self.config.sip.send_ringing {
+            self.dialog.ringing(None, None).ok();
+        }
+        let delay = Duration::from_millis(self.config.sip.answer_delay_ms.into());
+        if !delay.is_zero() {
+            let answer_at = Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(answer_at) => break,
+                    _ = self.shared.hangup_all.cancelled() => {
+                        self.dialog.reject(Some(StatusCode::ServiceUnavailable), None).ok();
+                        self.status = 503;
+                        return End::Shutdown;
+                    }
+                    state = self.states.recv() => match state {
+                        Some(DialogState::Terminated(_, reason)) => return self.terminated(reason),
+                        Some(_) => {}
+                        None => return End::Other,
+                    },
+                }
+            }
+        }
+        let body = match &self.negotiated {
+            Some(n) => sdp::answer_text(&self.local, n),
+            None => sdp::offer_text(&self.local),
+        };
+        let mut extra = vec![Header::ContentType("application/sdp".into())];
+        extra.extend(capabilities());
+        if let Some(timer) = &self.timer {
+            extra.push(headers::other("Session-Expires", timer.header_value()));
+            if timer.require_timer(timer_request) {
+                extra.push(Header::Require("timer".into()));
+            }
+        }
+        if let Err(e) = self.dialog.accept(Some(extra), Some(body.into_bytes())) {
+            // The transaction is gone: the caller cancelled as we answered.
+            tracing::debug!(error = %e, "answer failed");
+            return self.wait_terminated().await;
+        }
+        self.status = 200;
+        self.answered_at = Some(now_ms());
+        let now = Instant::now();
+        self.refreshed_at = now;
+        self.idle_deadline = now + self.idle_limit();
+
+        loop {
+            let timer_due = self.timer.map(|t| t.due(self.refreshed_at.into_std()));
+            let timer_at = match timer_due {
+                Some(Due::Refresh(at) | Due::Expire(at)) => Instant::from_std(at),
+                None => far_future(),
+            };
+            tokio::select! {
+                state = self.states.recv() => {
+                    let Some(state) = state else { return End::Other };
+                    if let Some(end) = self.on_state(state).await {
+                        return end;
+                    }
+                }
+                event = self.media_events.recv() => match event {
+                    Some(MediaEvent::Digit(d)) => self.on_digit(d),
+                    Some(MediaEvent::RtpTimeout) => {
+                        tracing::info!("no RTP from the caller: hanging up");
+                        return self.hang_up(End::RtpTimeout).await;
+                    }
+                    None => {}
+                },
+                _ = tokio::time::sleep_until(self.idle_deadline) => {
+                    return self.hang_up(End::IdleTimeout).await;
+                }
+                _ = tokio::time::sleep_until(timer_at) => match timer_due {
+                    Some(Due::Refresh(_)) => {
+                        if !self.refresh_session().await {
+                            return self.hang_up(End::SessionExpired).await;
+                        }
+                    }
+                    _ => return self.hang_up(End::SessionExpired).await,
+                },
+                _ = self.shared.hangup_all.cancelled() => {
+                    return self.hang_up(End::Shutdown).await;
+                }
+            }
+        }
+    }
+
+    fn idle_limit(&self) -> Duration {
+        Duration::from_secs(self.config.greeting.idle_hangup_secs.into())
+    }
+
+    fn on_digit(&mut self, digit: char) {
+        tracing::info!(%digit, "DTMF");
+        self.digits.push(digit);
+        self.idle_deadline = Instant::now() + self.idle_limit();
+    }
+
+    /// Handles one dialog state; returns the end when the call is over.
+    async fn on_state(&mut self, state: DialogState) -> Option<End> {
+        match state {
+            DialogState::Confirmed(..) if self.negotiated.is_none() => {
+                return self.on_late_answer().await;
+            }
+            DialogState::Updated(_, req, handle) => self.on_modify(req, handle).await,
+            DialogState::Info(_, req, handle) => self.on_info(req, handle).await,
+            DialogState::Options(_, _, handle) => {
+                handle
+                    .respond(StatusCode::OK, Some(capabilities()), None)
+                    .await
+                    .ok();
+            }
+            DialogState::Refer(_, _, handle)
+            | DialogState::Notify(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                let allow = vec![Header::Allow(headers::ALLOW.into())];
+                handle
+                    .respond(StatusCode::MethodNotAllowed, Some(allow), None)
+                    .await
+                    .ok();
+            }
+            DialogState::Terminated(_, reason) => return Some(self.terminated(reason)),
+            _ => {}
+        }
+        None
+    }
+
+    /// The ACK of a late-offer call carries the caller's answer.
+    async fn on_late_answer(&mut self) -> Option<End> {
+        let body = self
+            .dialog
+            .last_remote_ack()
+            .map(|ack| ack.body)
+            .unwrap_or_default();
+        match sdp::parse(&body).and_then(|a| sdp::accept_answer(&a)) {
+            Ok(n) => {
+                self.apply_media(n);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "late-offer ACK without a usable answer");
+                Some(self.hang_up(End::BadAnswer).await)
+            }
+        }
+    }
+
+    /// re-INVITE or UPDATE: new SDP (hold/unhold, new address) and/or a
+    /// session refresh.
+    async fn on_modify(&mut self, req: Request, handle: TransactionHandle) {
+        let mut extra = capabilities();
+        if self.timer.is_some() || req.header_value("Session-Expires").is_some() {
+            let ask = TimerRequest::from_headers(
+                req.header_value("Session-Expires").as_deref(),
+                req.header_value("Min-SE").as_deref(),
+                headers::lists_token(&req, "Supported", "timer"),
+            );
+            match session_timer::negotiate(
+                &ask,
+                self.config.sip.session_expires_secs,
+                self.config.sip.min_se_secs,
+            ) {
+                Decision::TooSmall { min_se } => {
+                    let extra = vec![headers::other("Min-SE", min_se.to_string())];
+                    handle
+                        .respond(StatusCode::SessionIntervalTooSmall, Some(extra), None)
+                        .await
+                        .ok();
+                    return;
+                }
+                Decision::Grant(g) => {
+                    extra.push(headers::other("Session-Expires", g.header_value()));
+                    if g.require_timer(&ask) {
+                        extra.push(Header::Require("timer".into()));
+                    }
+                    self.timer = Some(g);
+                }
+                // A refresh without Session-Expires keeps the interval.
+                Decision::None => {
+                    if let Some(g) = &self.timer {
+                        extra.push(headers::other("Session-Expires", g.header_value()));
+                    }
+                }
+            }
+            self.refreshed_at = Instant::now();
+        }
+        let has_sdp = !req.body.iter().all(u8::is_ascii_whitespace);
+        if has_sdp {
+            match sdp::parse(&req.body).and_then(|o| sdp::answer(&o)) {
+                Ok(n) => {
+                    tracing::info!(direction = ?n.remote_direction, "media renegotiated");
+                    self.local.version += 1;
+                    self.apply_media(n);
+                }
+                Err(e) => {
+                    let warning = headers::other("Warning", format!("305 hotline \"{e}\""));
+                    handle
+                        .respond(StatusCode::NotAcceptableHere, Some(vec![warning]), None)
+                        .await
+                        .ok();
+                    return;
+                }
+            }
+        }
+        // A re-INVITE always gets our current SDP; an UPDATE only when it
+        // carried an offer (RFC 3311).
+        let body = match (&self.negotiated, has_sdp || req.method == Method::Invite) {
+            (Some(n), true) => {
+                extra.push(Header::ContentType("application/sdp".into()));
+                Some(sdp::answer_text(&self.local, n).into_bytes())
+            }
+            _ => None,
+        };
+        handle.respond(StatusCode::OK, Some(extra), body).await.ok();
+    }
+
+    fn apply_media(&mut self, n: Negotiated) {
+        if let Some(stream) = &self.stream {
+            stream.update(StreamConfig {
+                law: n.law,
+                payload_type: n.payload_type,
+                dtmf_pt: n.dtmf_pt,
+                remote_rtp: n.remote_rtp,
+                remote_rtcp: n.remote_rtcp,
+                send: n.local_direction.sends(),
+                expect_rtp: n.remote_direction.sends(),
+                prompt: Some(self.prompt.clone()),
+            });
+        }
+        self.negotiated = Some(n);
+    }
+
+    async fn on_info(&mut self, req: Request, handle: TransactionHandle) {
+        let content_type = headers::content_type(&req);
+        match parse_info_body(&content_type, &req.body) {
+            Some(digit) => {
+                self.shared
+                    .metrics
+                    .dtmf_info_digits
+                    .fetch_add(1, Ordering::Relaxed);
+                self.on_digit(digit);
+                handle.reply(StatusCode::OK).await.ok();
+            }
+            None if content_type.starts_with("application/dtmf") => {
+                handle.reply(StatusCode::BadRequest).await.ok();
+            }
+            // Empty INFO is a keep-alive probe some phones send.
+            None if req.body.is_empty() => {
+                handle.reply(StatusCode::OK).await.ok();
+            }
+            None => {
+                let accept = vec![Header::Accept(headers::ACCEPT.into())];
+                handle
+                    .respond(StatusCode::UnsupportedMediaType, Some(accept), None)
+                    .await
+                    .ok();
+            }
+        }
+    }
+
+    /// RFC 4028 refresh when we are the refresher; false if it failed.
+    async fn refresh_session(&mut self) -> bool {
+        let Some(timer) = self.timer else { return true };
+        let extra = vec![
+            headers::other("Session-Expires", timer.header_value()),
+            Header::Supported(headers::SUPPORTED.into()),
+        ];
+        match self.dialog.update(Some(extra), None).await {
+            Ok(Some(resp)) if u16::from(resp.status_code.clone()) < 300 => {
+                self.refreshed_at = Instant::now();
+                true
+            }
+            other => {
+                tracing::warn!(?other, "session refresh failed");
+                false
+            }
+        }
+    }
+
+    fn terminated(&mut self, reason: TerminatedReason) -> End {
+        match reason {
+            TerminatedReason::UacBye => End::CallerBye,
+            TerminatedReason::UacCancel => {
+                self.status = 487;
+                End::Cancelled
+            }
+            TerminatedReason::Timeout => End::NoAck,
+            _ => End::Other,
+        }
+    }
+
+    async fn wait_terminated(&mut self) -> End {
+        loop {
+            match self.states.recv().await {
+                Some(DialogState::Terminated(_, reason)) => return self.terminated(reason),
+                Some(_) => {}
+                None => return End::Other,
+            }
+        }
+    }
+
+    /// Sends BYE; the caller's 200 (or its absence) does not change the end.
+    async fn hang_up(&mut self, end: End) -> End {
+        tracing::info!(reason = end.reason(), "hanging up");
+        if let Err(e) = self.dialog.bye().await {
+            tracing::debug!(error = %e, "BYE failed");
+        }
+        end
+    }
+
+    async fn finish(mut self, end: End) -> CallRecord {
+        let stats = match self.stream.take() {
+            Some(s) => s.close().await,
+            None => StreamStats::default(),
+        };
+        let id: DialogId = self.dialog.id();
+        self.shared.dialogs.remove_dialog(&id);
+        let result = match (end, self.answered_at) {
+            (End::Cancelled, _) => CallResult::Cancelled,
+            (_, Some(_)) => CallResult::Answered,
+            _ => CallResult::Failed,
+        };
+        let mut record = std::mem::take(&mut self.record);
+        record.answered_at = self.answered_at;
+        record.status = if self.status == 0 { 500 } else { self.status };
+        record.codec = self.negotiated.as_ref().map(|n| n.law.name().to_owned());
+        record.digits = std::mem::take(&mut self.digits);
+        finish_record(record, end, Some(stats), self.shared, result)
+    }
+}
+
+fn finish_record(
+    mut record: CallRecord,
+    end: End,
+    stats: Option<StreamStats>,
+    shared: &Shared,
+    result: CallResult,
+) -> CallRecord {
+    shared.metrics.call_ended(result);
+    record.ended_at = now_ms();
+    record.end_reason = end.reason().into();
+    record.hangup_by = if record.answered_at.is_none() {
+        String::new()
+    } else if end.by_hotline() {
+        "hotline".into()
+    } else {
+        "caller".into()
+    };
+    if let Some(s) = stats {
+        record.rtp = RtpSummary {
+            packets_in: s.packets_in as i64,
+            packets_out: s.packets_out as i64,
+            octets_in: s.octets_in as i64,
+            octets_out: s.octets_out as i64,
+            lost: s.lost,
+            late: s.late as i64,
+            jitter_ms: s.jitter_ms,
+            peer_lost: s.peer_lost.map(i64::from),
+            peer_jitter_ms: s.peer_jitter_ms,
+        };
+    }
+    record
+}
+
+fn contact_uri(user: &str, ip: IpAddr, port: u16, transport: &str) -> rsipstack::sip::Uri {
+    let host = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let suffix = if transport == "tcp" {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    let text = format!("sip:{user}@{host}:{port}{suffix}");
+    rsipstack::sip::Uri::try_from(text.as_str()).unwrap_or_default()
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}

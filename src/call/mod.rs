@@ -1,0 +1,7 @@
+//! Calls: one actor per call gluing SIP dialog, media stream and call record.
+//!
+//! [`actor`] runs a call from its INVITE to its record; [`record`] is the call
+//! record (CDR) it leaves behind.
+
+pub mod actor;
+pub mod record;

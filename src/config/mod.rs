@@ -1,0 +1,415 @@
+//! Configuration: `sip-config/hotline.toml`, parsed and validated.
+//!
+//! Every key has a default equal to the shipped file, so `hotline serve` runs on
+//! a fresh machine with no file at all. [`Config::load`] parses and then
+//! [`Config::validate`]s; every error names the key at fault. Reload is "parse a
+//! new one, validate, swap atomically" (see [`crate::server`]); a bad new file
+//! leaves the running one in place.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The shipped configuration file, embedded so the binary's defaults and the
+/// documented file can never drift apart (a unit test checks they agree).
+pub const SHIPPED: &str = include_str!("../../sip-config/hotline.toml");
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+#[derive(Default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub greeting: GreetingConfig,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+/// `[sip]`: signalling listeners and admission policy.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address for both the UDP and the TCP listener.
+    pub listen: SocketAddr,
+    /// The number callers dial.
+    pub hotline_number: String,
+    /// Server and User-Agent header value.
+    pub user_agent: String,
+    /// Send 180 Ringing before answering.
+    pub send_ringing: bool,
+    /// Ring this long before answering (0 answers at once).
+    pub answer_delay_ms: u32,
+    /// Calls in progress beyond which new INVITEs are refused.
+    pub max_calls: usize,
+    /// Status for INVITEs over `max_calls`: 486 or 503.
+    pub max_calls_status: u16,
+    /// INVITEs per second allowed from one source IP (token bucket rate).
+    pub invite_rate_per_ip: f64,
+    /// Burst of INVITEs allowed from one source IP (token bucket size).
+    pub invite_burst_per_ip: f64,
+    /// Retry-After seconds on 503 responses.
+    pub retry_after_secs: u32,
+    /// RFC 4028 session interval granted when a caller asks for one.
+    pub session_expires_secs: u32,
+    /// RFC 4028 Min-SE: smaller Session-Expires are refused with 422.
+    pub min_se_secs: u32,
+}
+
+/// `[media]`: RTP ports and the media workers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Address RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written into SDP; empty means "the local address that routes to
+    /// the caller", found per call.
+    pub advertise_ip: String,
+    /// First RTP port (even); RTCP uses the next odd port.
+    pub rtp_port_min: u16,
+    /// Last RTP port.
+    pub rtp_port_max: u16,
+    /// Media worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Jitter buffer depth in milliseconds (a multiple of 20).
+    pub jitter_buffer_ms: u32,
+    /// Hang up when no RTP arrived for this long (a vanished peer); 0 disables.
+    pub rtp_timeout_secs: u32,
+    /// Seconds between RTCP reports.
+    pub rtcp_interval_secs: u32,
+}
+
+/// `[greeting]`: what 12345 does until IVR flows land: play a prompt in a loop,
+/// collect digits, hang up when the caller goes quiet.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GreetingConfig {
+    /// Folder with flows and prompts.
+    pub flows_dir: PathBuf,
+    /// Prompt file, relative to `flows_dir`.
+    pub prompt: PathBuf,
+    /// Hang up after this many seconds without a keypress.
+    pub idle_hangup_secs: u32,
+}
+
+/// `[http]`: the API listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+/// `[store]`: where call records go.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://...`; the `DATABASE_URL` environment
+    /// variable overrides it.
+    pub database_url: String,
+    /// Most records written in one transaction.
+    pub batch_size: usize,
+    /// Records held in memory while the database is unreachable.
+    pub max_pending: usize,
+}
+
+/// `[shutdown]`: draining on SIGTERM.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Seconds calls in progress may run on after SIGTERM before they get BYE.
+    pub drain_grace_secs: u32,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "0.0.0.0:5060".parse().expect("literal address"),
+            hotline_number: "12345".into(),
+            user_agent: concat!("hotline/", env!("CARGO_PKG_VERSION")).into(),
+            send_ringing: true,
+            answer_delay_ms: 0,
+            max_calls: 2000,
+            max_calls_status: 503,
+            invite_rate_per_ip: 20.0,
+            invite_burst_per_ip: 20.0,
+            retry_after_secs: 5,
+            session_expires_secs: 1800,
+            min_se_secs: 90,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: "0.0.0.0".parse().expect("literal address"),
+            advertise_ip: String::new(),
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+            workers: 0,
+            jitter_buffer_ms: 60,
+            rtp_timeout_secs: 30,
+            rtcp_interval_secs: 5,
+        }
+    }
+}
+
+impl Default for GreetingConfig {
+    fn default() -> Self {
+        GreetingConfig {
+            flows_dir: "ivr-flows".into(),
+            prompt: "prompts/greeting.wav".into(),
+            idle_hangup_secs: 30,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".parse().expect("literal address"),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            database_url: "sqlite://data/hotline.db".into(),
+            batch_size: 64,
+            max_pending: 100_000,
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_grace_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.sip;
+        if s.hotline_number.is_empty() || !s.hotline_number.chars().all(|c| c.is_ascii_digit()) {
+            return Err(invalid(
+                "sip.hotline_number",
+                "must be digits, e.g. \"12345\"",
+            ));
+        }
+        if s.answer_delay_ms > 60_000 {
+            return Err(invalid("sip.answer_delay_ms", "must be at most 60000"));
+        }
+        if s.max_calls == 0 {
+            return Err(invalid("sip.max_calls", "must be at least 1"));
+        }
+        if !matches!(s.max_calls_status, 486 | 503) {
+            return Err(invalid("sip.max_calls_status", "must be 486 or 503"));
+        }
+        if !(s.invite_rate_per_ip > 0.0 && s.invite_rate_per_ip.is_finite()) {
+            return Err(invalid(
+                "sip.invite_rate_per_ip",
+                "must be a positive number",
+            ));
+        }
+        if !(s.invite_burst_per_ip >= 1.0 && s.invite_burst_per_ip.is_finite()) {
+            return Err(invalid("sip.invite_burst_per_ip", "must be at least 1"));
+        }
+        if s.min_se_secs < 90 {
+            return Err(invalid("sip.min_se_secs", "RFC 4028 requires at least 90"));
+        }
+        if s.session_expires_secs < s.min_se_secs {
+            return Err(invalid(
+                "sip.session_expires_secs",
+                "must not be below sip.min_se_secs",
+            ));
+        }
+        let m = &self.media;
+        if !m.advertise_ip.is_empty() && m.advertise_ip.parse::<IpAddr>().is_err() {
+            return Err(invalid(
+                "media.advertise_ip",
+                format!(
+                    "{:?} is not an IP address (leave empty for automatic)",
+                    m.advertise_ip
+                ),
+            ));
+        }
+        if m.rtp_port_min < 1024 || !m.rtp_port_min.is_multiple_of(2) {
+            return Err(invalid(
+                "media.rtp_port_min",
+                "must be an even port >= 1024",
+            ));
+        }
+        if m.rtp_port_max <= m.rtp_port_min {
+            return Err(invalid(
+                "media.rtp_port_max",
+                "must be above media.rtp_port_min",
+            ));
+        }
+        if m.jitter_buffer_ms == 0
+            || !m.jitter_buffer_ms.is_multiple_of(20)
+            || m.jitter_buffer_ms > 400
+        {
+            return Err(invalid(
+                "media.jitter_buffer_ms",
+                "must be a multiple of 20 between 20 and 400",
+            ));
+        }
+        if m.rtcp_interval_secs == 0 {
+            return Err(invalid("media.rtcp_interval_secs", "must be at least 1"));
+        }
+        if m.workers > 256 {
+            return Err(invalid("media.workers", "must be 0 (one per core) to 256"));
+        }
+        if self.greeting.idle_hangup_secs == 0 {
+            return Err(invalid("greeting.idle_hangup_secs", "must be at least 1"));
+        }
+        let url = &self.store.database_url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(invalid(
+                "store.database_url",
+                "must start with sqlite: or postgres:",
+            ));
+        }
+        if self.store.batch_size == 0 {
+            return Err(invalid("store.batch_size", "must be at least 1"));
+        }
+        if self.store.max_pending < self.store.batch_size {
+            return Err(invalid(
+                "store.max_pending",
+                "must be at least store.batch_size",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The greeting prompt's path.
+    pub fn prompt_path(&self) -> PathBuf {
+        self.greeting.flows_dir.join(&self.greeting.prompt)
+    }
+
+    /// Ports usable for RTP (even numbers only; RTCP takes the odd one above).
+    pub fn rtp_ports(&self) -> std::ops::RangeInclusive<u16> {
+        self.media.rtp_port_min..=self.media.rtp_port_max
+    }
+
+    /// How long a draining server lets calls run on.
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown.drain_grace_secs.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_equals_defaults() {
+        let parsed = Config::parse(SHIPPED, Path::new("hotline.toml")).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(
+            Config::parse("", Path::new("x")).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[sip]\nlisten_typo = 1\n", Path::new("x.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("listen_typo"), "{text}");
+        assert!(text.starts_with("x.toml"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let err = Config::parse("[sip]\nmax_calls = \"many\"\n", Path::new("x.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("max_calls"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn bad_address_is_rejected() {
+        let err = Config::parse("[http]\nlisten = \"nowhere\"\n", Path::new("x")).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let cases = [
+            ("[sip]\nhotline_number = \"12a\"", "sip.hotline_number"),
+            ("[sip]\nmax_calls = 0", "sip.max_calls"),
+            ("[sip]\nmax_calls_status = 404", "sip.max_calls_status"),
+            ("[sip]\nmin_se_secs = 30", "sip.min_se_secs"),
+            ("[media]\nrtp_port_min = 20001", "media.rtp_port_min"),
+            ("[media]\nrtp_port_max = 100", "media.rtp_port_max"),
+            ("[media]\njitter_buffer_ms = 30", "media.jitter_buffer_ms"),
+            ("[media]\nadvertise_ip = \"host\"", "media.advertise_ip"),
+            (
+                "[store]\ndatabase_url = \"mysql://x\"",
+                "store.database_url",
+            ),
+            (
+                "[greeting]\nidle_hangup_secs = 0",
+                "greeting.idle_hangup_secs",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text, Path::new("x")).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! hotline: a contact-centre backend for the 12345 government service hotline.
+//!
+//! The crate is laid out as rooms, each with one job (see `DESIGN.md`):
+//! [`config`] loads and validates `sip-config/hotline.toml`; [`sip`] speaks SIP
+//! on top of rsipstack; [`media`] moves RTP; [`call`] runs one actor per call and
+//! glues signalling, media and records together; [`store`] keeps call records in
+//! SQLite or PostgreSQL; [`api`] serves HTTP; [`report`] holds the metrics.
+//! Start reading at [`server`], which wires the rooms into a running service.
+
+pub mod api;
+pub mod call;
+pub mod config;
+pub mod media;
+pub mod report;
+pub mod server;
+pub mod sip;
+pub mod store;

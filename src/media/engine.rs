@@ -1,0 +1,794 @@
+//! The media engine: worker threads that own many RTP streams each.
+//!
+//! Each worker runs one `mio` poll loop: it reads every socket that is ready
+//! (arrival times stay exact for jitter), and every 20 ms it paces all of its
+//! streams in one pass: play the next prompt frame, pull the jitter buffer,
+//! send RTCP when due, notice a silent peer. Buffers live in the worker and are
+//! reused; nothing is allocated or spawned per packet. Calls hold a
+//! [`StreamHandle`] and talk to the worker through a command queue plus a
+//! `mio::Waker`; the worker talks back through each call's event channel.
+
+use super::dtmf::DtmfDetector;
+use super::g711::Law;
+use super::jitter::{JitterBuffer, PushOutcome};
+use super::prompt::Prompt;
+use super::rtcp::{
+    ReceptionStats, build_receiver_report, build_sender_report, ntp_now_from_unix, parse_compound,
+};
+use super::rtp::{FRAME_SAMPLES, Packetizer, is_rtcp, parse};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
+
+const TICK: Duration = Duration::from_millis(20);
+const WAKER: Token = Token(usize::MAX);
+/// After this long without packets from the latched source, another source
+/// may take over (the caller's NAT rebound).
+const RELATCH_AFTER: Duration = Duration::from_secs(2);
+
+/// What a stream tells its call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A DTMF digit arrived as an RFC 4733 event.
+    Digit(char),
+    /// The peer sent no RTP for the configured timeout.
+    RtpTimeout,
+}
+
+/// The negotiated shape of a stream; changes on re-INVITE/UPDATE.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub law: Law,
+    pub payload_type: u8,
+    pub dtmf_pt: Option<u8>,
+    pub remote_rtp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    /// We send media (our SDP direction allows it).
+    pub send: bool,
+    /// The peer sends media, so silence from it means it vanished.
+    pub expect_rtp: bool,
+    /// What we play; `None` sends silence.
+    pub prompt: Option<Arc<Prompt>>,
+}
+
+/// Everything needed to open a stream.
+pub struct OpenParams {
+    pub config: StreamConfig,
+    pub events: UnboundedSender<MediaEvent>,
+    /// RTCP CNAME (RFC 3550 §6.5.1).
+    pub cname: String,
+}
+
+/// Per-stream figures for the call record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamStats {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub octets_in: u64,
+    pub octets_out: u64,
+    pub lost: i64,
+    pub late: u64,
+    pub jitter_ms: f64,
+    pub dtmf_events: u64,
+    /// From the peer's RTCP receiver reports about our stream.
+    pub peer_lost: Option<u32>,
+    pub peer_jitter_ms: Option<f64>,
+}
+
+/// Engine-wide counters, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub late_packets: AtomicU64,
+    pub invalid_packets: AtomicU64,
+    pub dtmf_digits: AtomicU64,
+    pub streams: AtomicU64,
+    /// Ticks that started more than one tick late (the worker fell behind).
+    pub overruns: AtomicU64,
+}
+
+/// Engine settings taken from `[media]`.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub bind_ip: IpAddr,
+    pub ports: std::ops::RangeInclusive<u16>,
+    pub workers: usize,
+    pub jitter_frames: usize,
+    pub rtp_timeout: Option<Duration>,
+    pub rtcp_interval: Duration,
+}
+
+enum Command {
+    Add(Box<Stream>),
+    Update(u64, StreamConfig),
+    Close(u64, oneshot::Sender<StreamStats>),
+    Shutdown,
+}
+
+/// Even RTP ports not in use, shared by the engine (takes) and workers (return).
+type PortPool = Arc<Mutex<VecDeque<u16>>>;
+
+struct WorkerLink {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    workers: Vec<WorkerLink>,
+    ports: PortPool,
+    next_worker: AtomicUsize,
+    next_id: AtomicU64,
+    counters: Arc<MediaCounters>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// A cheap, cloneable handle on the running engine.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+/// One call's stream; dropping it without [`StreamHandle::close`] still frees it.
+pub struct StreamHandle {
+    id: u64,
+    worker: usize,
+    port: u16,
+    engine: Option<MediaEngine>,
+}
+
+impl MediaEngine {
+    /// Starts the worker threads.
+    pub fn start(config: EngineConfig) -> std::io::Result<MediaEngine> {
+        let workers = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.workers
+        };
+        let counters = Arc::new(MediaCounters::default());
+        let (start, end) = (*config.ports.start(), *config.ports.end());
+        let ports: PortPool = Arc::new(Mutex::new((start..end).step_by(2).collect()));
+        let mut links = Vec::new();
+        let mut threads = Vec::new();
+        for n in 0..workers {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let (tx, rx) = channel();
+            let worker = Worker::new(poll, rx, counters.clone(), ports.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("media-{n}"))
+                    .spawn(move || worker.run())?,
+            );
+            links.push(WorkerLink {
+                commands: tx,
+                waker,
+            });
+        }
+        Ok(MediaEngine {
+            inner: Arc::new(Inner {
+                config,
+                workers: links,
+                ports,
+                next_worker: AtomicUsize::new(0),
+                next_id: AtomicU64::new(1),
+                counters,
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// Engine-wide counters.
+    pub fn counters(&self) -> &Arc<MediaCounters> {
+        &self.inner.counters
+    }
+
+    /// Opens a stream on a free even/odd port pair and hands it to a worker.
+    pub fn open(&self, params: OpenParams) -> std::io::Result<StreamHandle> {
+        let (rtp, rtcp, port) = self.bind_pair()?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let worker =
+            self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % self.inner.workers.len();
+        let stream = Stream::new(id, port, rtp, rtcp, params, &self.inner.config);
+        self.send(worker, Command::Add(Box::new(stream)));
+        self.inner.counters.streams.fetch_add(1, Ordering::Relaxed);
+        Ok(StreamHandle {
+            id,
+            worker,
+            port,
+            engine: Some(self.clone()),
+        })
+    }
+
+    fn bind_pair(&self) -> std::io::Result<(UdpSocket, UdpSocket, u16)> {
+        let ip = self.inner.config.bind_ip;
+        let attempts = self.inner.ports.lock().expect("port pool").len();
+        for _ in 0..attempts {
+            let Some(port) = self.inner.ports.lock().expect("port pool").pop_front() else {
+                break;
+            };
+            let rtp = UdpSocket::bind(SocketAddr::new(ip, port));
+            let rtcp = UdpSocket::bind(SocketAddr::new(ip, port + 1));
+            match (rtp, rtcp) {
+                (Ok(rtp), Ok(rtcp)) => return Ok((rtp, rtcp, port)),
+                // Taken by someone else: keep it at the back and move on.
+                _ => self.inner.ports.lock().expect("port pool").push_back(port),
+            }
+        }
+        Err(std::io::Error::new(
+            ErrorKind::AddrNotAvailable,
+            "no free RTP port pair in media.rtp_port_min..media.rtp_port_max",
+        ))
+    }
+
+    fn send(&self, worker: usize, command: Command) {
+        let link = &self.inner.workers[worker];
+        if link.commands.send(command).is_ok() {
+            link.waker.wake().ok();
+        }
+    }
+
+    /// Stops every worker; open streams are dropped.
+    pub fn shutdown(&self) {
+        for n in 0..self.inner.workers.len() {
+            self.send(n, Command::Shutdown);
+        }
+        for t in self.inner.threads.lock().expect("threads").drain(..) {
+            t.join().ok();
+        }
+    }
+}
+
+impl StreamHandle {
+    /// The local RTP port (RTCP is this + 1).
+    pub fn local_port(&self) -> u16 {
+        self.port
+    }
+
+    /// Applies a renegotiated configuration (hold, new address, new codec).
+    pub fn update(&self, config: StreamConfig) {
+        if let Some(engine) = &self.engine {
+            engine.send(self.worker, Command::Update(self.id, config));
+        }
+    }
+
+    /// Closes the stream and returns its final figures.
+    pub async fn close(mut self) -> StreamStats {
+        let Some(engine) = self.engine.take() else {
+            return StreamStats::default();
+        };
+        let (tx, rx) = oneshot::channel();
+        engine.send(self.worker, Command::Close(self.id, tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            let (tx, _rx) = oneshot::channel();
+            engine.send(self.worker, Command::Close(self.id, tx));
+        }
+    }
+}
+
+struct Stream {
+    id: u64,
+    port: u16,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    config: StreamConfig,
+    events: UnboundedSender<MediaEvent>,
+    cname: String,
+    packetizer: Packetizer,
+    jitter: JitterBuffer,
+    dtmf: DtmfDetector,
+    reception: ReceptionStats,
+    remote_ssrc: Option<u32>,
+    latched: bool,
+    was_sending: bool,
+    started: Instant,
+    last_rx: Instant,
+    timeout: Option<Duration>,
+    timed_out: bool,
+    next_rtcp: Instant,
+    rtcp_interval: Duration,
+    prompt_pos: usize,
+    /// Middle 32 bits of the peer's last SR NTP time, and when it came.
+    last_sr: Option<(u32, Instant)>,
+    stats: StreamStats,
+}
+
+impl Stream {
+    fn new(
+        id: u64,
+        port: u16,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        params: OpenParams,
+        config: &EngineConfig,
+    ) -> Stream {
+        let now = Instant::now();
+        let ssrc: u32 = rand::random();
+        let packetizer = Packetizer::new(
+            ssrc,
+            params.config.payload_type,
+            rand::random(),
+            rand::random(),
+        );
+        Stream {
+            id,
+            port,
+            rtp,
+            rtcp,
+            events: params.events,
+            cname: params.cname,
+            packetizer,
+            jitter: JitterBuffer::new(config.jitter_frames, 1024),
+            dtmf: DtmfDetector::new(),
+            reception: ReceptionStats::new(),
+            remote_ssrc: None,
+            latched: false,
+            was_sending: params.config.send,
+            started: now,
+            last_rx: now,
+            timeout: config.rtp_timeout,
+            timed_out: false,
+            // Stagger the first report so streams opened together do not all
+            // report in the same tick.
+            next_rtcp: now
+                + config.rtcp_interval / 2
+                + Duration::from_millis(u64::from(port % 1000)),
+            rtcp_interval: config.rtcp_interval,
+            prompt_pos: 0,
+            last_sr: None,
+            stats: StreamStats::default(),
+            config: params.config,
+        }
+    }
+
+    fn apply(&mut self, config: StreamConfig, now: Instant) {
+        if config.remote_rtp != self.config.remote_rtp {
+            self.latched = false;
+        }
+        if config.payload_type != self.config.payload_type {
+            self.packetizer.set_payload_type(config.payload_type);
+        }
+        if !self.config.expect_rtp && config.expect_rtp {
+            // Coming off hold: give the peer a full timeout to start again.
+            self.last_rx = now;
+            self.timed_out = false;
+        }
+        self.config = config;
+    }
+
+    fn on_rtp(&mut self, buf: &[u8], from: SocketAddr, now: Instant, counters: &mut LocalCounters) {
+        if is_rtcp(buf) {
+            // RTCP multiplexed on the RTP port (RFC 5761).
+            self.on_rtcp(buf, now);
+            return;
+        }
+        let Ok(packet) = parse(buf) else {
+            counters.invalid += 1;
+            return;
+        };
+        match self.config.remote_rtp {
+            Some(remote) if remote == from => {}
+            // Symmetric RTP (RFC 4961): answer where the caller's packets
+            // really come from, which is what gets audio through NAT.
+            _ if !self.latched || now.duration_since(self.last_rx) > RELATCH_AFTER => {
+                self.config.remote_rtp = Some(from);
+                self.config.remote_rtcp =
+                    Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
+                self.latched = true;
+            }
+            _ => {
+                counters.invalid += 1;
+                return;
+            }
+        }
+        if self.remote_ssrc != Some(packet.ssrc) {
+            if self.remote_ssrc.is_some() {
+                self.reception = ReceptionStats::new();
+                self.jitter.reset();
+            }
+            self.remote_ssrc = Some(packet.ssrc);
+        }
+        self.last_rx = now;
+        self.timed_out = false;
+        self.stats.packets_in += 1;
+        self.stats.octets_in += packet.payload.len() as u64;
+        counters.packets_in += 1;
+        if Some(packet.payload_type) == self.config.dtmf_pt {
+            self.stats.dtmf_events += 1;
+            if let Some(digit) = self.dtmf.on_rtp(packet.timestamp, packet.payload) {
+                counters.digits += 1;
+                self.events.send(MediaEvent::Digit(digit)).ok();
+            }
+            return;
+        }
+        if packet.payload_type != self.config.payload_type {
+            return;
+        }
+        let arrival = (now.duration_since(self.started).as_micros() * 8 / 1000) as u32;
+        self.reception.on_rtp(packet.seq, packet.timestamp, arrival);
+        if let PushOutcome::Late = self
+            .jitter
+            .push(packet.seq, packet.timestamp, packet.payload)
+        {
+            self.stats.late += 1;
+            counters.late += 1;
+        }
+    }
+
+    fn on_rtcp(&mut self, buf: &[u8], now: Instant) {
+        let Ok(parsed) = parse_compound(buf) else {
+            return;
+        };
+        if let Some(ntp) = parsed.sender_ntp {
+            self.last_sr = Some(((ntp >> 16) as u32, now));
+        }
+        let ours = self.packetizer.ssrc();
+        if let Some(r) = parsed.reports.iter().find(|r| r.ssrc == ours) {
+            self.stats.peer_lost = Some(r.total_lost);
+            self.stats.peer_jitter_ms = Some(f64::from(r.jitter) / 8.0);
+        }
+    }
+
+    fn tick(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        rtcp_buf: &mut Vec<u8>,
+        counters: &mut LocalCounters,
+    ) {
+        // Playout: the frame is not used until a mixer consumes it, but pulling
+        // keeps the buffer's clock and its late/missing counts honest.
+        let _ = self.jitter.pop();
+
+        let remote = self.config.remote_rtp;
+        match (self.config.send, remote) {
+            (true, Some(remote)) => {
+                if !self.was_sending {
+                    self.packetizer.mark_next();
+                }
+                let silence = [self.config.law.silence(); FRAME_SAMPLES];
+                let payload = match &self.config.prompt {
+                    Some(prompt) => prompt.frame(self.config.law, self.prompt_pos),
+                    None => &silence[..],
+                };
+                self.prompt_pos = self.prompt_pos.wrapping_add(1);
+                let len = self.packetizer.write(payload, FRAME_SAMPLES as u32, out);
+                if len > 0 && self.rtp.send_to(&out[..len], remote).is_ok() {
+                    self.stats.packets_out += 1;
+                    self.stats.octets_out += payload.len() as u64;
+                    counters.packets_out += 1;
+                }
+                self.was_sending = true;
+            }
+            _ => {
+                // On hold: keep the RTP clock running so timestamps stay true.
+                self.packetizer.skip(FRAME_SAMPLES as u32);
+                self.was_sending = false;
+            }
+        }
+
+        if now >= self.next_rtcp {
+            self.next_rtcp = now + self.rtcp_interval;
+            self.send_rtcp(now, rtcp_buf);
+        }
+
+        if let Some(timeout) = self.timeout
+            && self.config.expect_rtp
+            && !self.timed_out
+            && now.duration_since(self.last_rx) > timeout
+        {
+            self.timed_out = true;
+            self.events.send(MediaEvent::RtpTimeout).ok();
+        }
+    }
+
+    fn send_rtcp(&mut self, now: Instant, buf: &mut Vec<u8>) {
+        let Some(dest) = self.config.remote_rtcp else {
+            return;
+        };
+        let report = self.remote_ssrc.map(|ssrc| {
+            let (lsr, dlsr) = match self.last_sr {
+                // DLSR is in 1/65536 s units.
+                Some((lsr, at)) => (lsr, (now.duration_since(at).as_secs_f64() * 65536.0) as u32),
+                None => (0, 0),
+            };
+            self.reception.report_block(ssrc, lsr, dlsr)
+        });
+        let ssrc = self.packetizer.ssrc();
+        let built = if self.packetizer.packets_sent() > 0 {
+            let unix = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            build_sender_report(
+                buf,
+                ssrc,
+                ntp_now_from_unix(unix),
+                self.packetizer.timestamp(),
+                self.packetizer.packets_sent(),
+                self.packetizer.octets_sent(),
+                report,
+                &self.cname,
+            )
+        } else {
+            build_receiver_report(buf, ssrc, report, &self.cname)
+        };
+        if built.is_ok() {
+            self.rtcp.send_to(buf, dest).ok();
+        }
+    }
+
+    fn final_stats(&self) -> StreamStats {
+        let mut stats = self.stats.clone();
+        stats.lost = self.reception.cumulative_lost();
+        stats.jitter_ms = self.reception.jitter_ms(8000);
+        stats
+    }
+}
+
+#[derive(Default)]
+struct LocalCounters {
+    packets_in: u64,
+    packets_out: u64,
+    late: u64,
+    invalid: u64,
+    digits: u64,
+}
+
+impl LocalCounters {
+    fn publish(&mut self, shared: &MediaCounters) {
+        let pairs = [
+            (&mut self.packets_in, &shared.packets_in),
+            (&mut self.packets_out, &shared.packets_out),
+            (&mut self.late, &shared.late_packets),
+            (&mut self.invalid, &shared.invalid_packets),
+            (&mut self.digits, &shared.dtmf_digits),
+        ];
+        for (local, shared) in pairs {
+            if *local > 0 {
+                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+struct Worker {
+    poll: Poll,
+    commands: Receiver<Command>,
+    counters: Arc<MediaCounters>,
+    local: LocalCounters,
+    slots: Vec<Option<Stream>>,
+    free: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+    ports: PortPool,
+}
+
+impl Worker {
+    fn new(
+        poll: Poll,
+        commands: Receiver<Command>,
+        counters: Arc<MediaCounters>,
+        ports: PortPool,
+    ) -> Worker {
+        Worker {
+            poll,
+            commands,
+            counters,
+            local: LocalCounters::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            ports,
+        }
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = vec![0u8; 2048];
+        let mut out = vec![0u8; 512];
+        let mut rtcp_buf = Vec::with_capacity(256);
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let now = Instant::now();
+            let wait = next_tick.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "media poll failed");
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) => self.read_ready(t, &mut buf, now),
+                }
+            }
+            if !self.drain_commands(now) {
+                return;
+            }
+            if now >= next_tick {
+                for stream in self.slots.iter_mut().flatten() {
+                    stream.tick(now, &mut out, &mut rtcp_buf, &mut self.local);
+                }
+                self.local.publish(&self.counters);
+                next_tick += TICK;
+                if now > next_tick + TICK {
+                    // Fell behind (machine stalled): skip ahead rather than
+                    // bursting the backlog at the callers.
+                    self.counters.overruns.fetch_add(1, Ordering::Relaxed);
+                    next_tick = now + TICK;
+                }
+            }
+        }
+    }
+
+    fn read_ready(&mut self, token: usize, buf: &mut [u8], now: Instant) {
+        let (slot, is_rtcp_socket) = (token / 2, token % 2 == 1);
+        let Some(Some(stream)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        // Edge-triggered: read until the socket is empty.
+        loop {
+            let socket = if is_rtcp_socket {
+                &stream.rtcp
+            } else {
+                &stream.rtp
+            };
+            match socket.recv_from(buf) {
+                Ok((len, from)) => {
+                    if is_rtcp_socket {
+                        stream.on_rtcp(&buf[..len], now);
+                    } else {
+                        stream.on_rtp(&buf[..len], from, now, &mut self.local);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // ICMP port unreachable from an earlier send and the like.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn drain_commands(&mut self, now: Instant) -> bool {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Add(stream) => self.add(*stream),
+                Command::Update(id, config) => {
+                    if let Some(stream) = self.by_id.get(&id).and_then(|&s| self.slots[s].as_mut())
+                    {
+                        stream.apply(config, now);
+                    }
+                }
+                Command::Close(id, reply) => {
+                    if let Some(stats) = self.remove(id) {
+                        reply.send(stats).ok();
+                    }
+                }
+                Command::Shutdown => return false,
+            }
+        }
+        true
+    }
+
+    fn add(&mut self, mut stream: Stream) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let registry = self.poll.registry();
+        let ok = registry
+            .register(&mut stream.rtp, Token(slot * 2), Interest::READABLE)
+            .and_then(|_| {
+                registry.register(&mut stream.rtcp, Token(slot * 2 + 1), Interest::READABLE)
+            });
+        if let Err(e) = ok {
+            tracing::error!(error = %e, "cannot register RTP socket");
+        }
+        self.by_id.insert(stream.id, slot);
+        self.slots[slot] = Some(stream);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<StreamStats> {
+        let slot = self.by_id.remove(&id)?;
+        let mut stream = self.slots[slot].take()?;
+        self.free.push(slot);
+        let registry = self.poll.registry();
+        registry.deregister(&mut stream.rtp).ok();
+        registry.deregister(&mut stream.rtcp).ok();
+        self.counters.streams.fetch_sub(1, Ordering::Relaxed);
+        let stats = stream.final_stats();
+        let port = stream.port;
+        drop(stream);
+        // Back of the queue, so a stray late packet for the old call is
+        // unlikely to land in the next one.
+        self.ports.lock().expect("port pool").push_back(port);
+        Some(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> MediaEngine {
+        MediaEngine::start(EngineConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            ports: 41000..=41999,
+            workers: 1,
+            jitter_frames: 3,
+            rtp_timeout: Some(Duration::from_millis(300)),
+            rtcp_interval: Duration::from_secs(5),
+        })
+        .unwrap()
+    }
+
+    fn config(remote: SocketAddr, send: bool) -> StreamConfig {
+        StreamConfig {
+            law: Law::Ulaw,
+            payload_type: 0,
+            dtmf_pt: Some(101),
+            remote_rtp: Some(remote),
+            remote_rtcp: None,
+            send,
+            expect_rtp: true,
+            prompt: Some(Arc::new(Prompt::from_pcm("t".into(), vec![1000; 1600]))),
+        }
+    }
+
+    fn count_for(socket: &std::net::UdpSocket, d: Duration) -> usize {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        let end = Instant::now() + d;
+        let mut n = 0;
+        let mut buf = [0u8; 512];
+        while Instant::now() < end {
+            if socket.recv_from(&mut buf).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn sends_pauses_on_hold_and_reports_silence() {
+        let engine = engine();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream = engine
+            .open(OpenParams {
+                config: config(peer.local_addr().unwrap(), true),
+                events: tx,
+                cname: "t".into(),
+            })
+            .unwrap();
+        let sent = count_for(&peer, Duration::from_millis(400));
+        assert!((15..=25).contains(&sent), "{sent} packets in 400 ms");
+        stream.update(config(peer.local_addr().unwrap(), false));
+        std::thread::sleep(Duration::from_millis(60));
+        let held = count_for(&peer, Duration::from_millis(400));
+        assert_eq!(held, 0, "still sending on hold");
+        // The peer never sent anything: the timeout fires once.
+        let ev = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(ev, Some(MediaEvent::RtpTimeout));
+        let stats = stream.close().await;
+        assert!(stats.packets_out >= 15);
+        engine.shutdown();
+    }
+}

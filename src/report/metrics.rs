@@ -1,0 +1,252 @@
+//! Prometheus metrics at `/metrics`.
+//!
+//! Hot paths only bump atomics they own (the media workers even batch theirs
+//! per tick); this module reads them all at scrape time through one
+//! prometheus-client `Collector`, so no metric costs anything between scrapes.
+
+use crate::media::engine::MediaCounters;
+use crate::store::writer::WriterCounters;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// How a call ended, as counted in `hotline_calls_total{result=...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResult {
+    Answered,
+    Cancelled,
+    NotFound,
+    NotAcceptable,
+    RateLimited,
+    Draining,
+    AtCapacity,
+    Failed,
+}
+
+impl CallResult {
+    const ALL: [CallResult; 8] = [
+        CallResult::Answered,
+        CallResult::Cancelled,
+        CallResult::NotFound,
+        CallResult::NotAcceptable,
+        CallResult::RateLimited,
+        CallResult::Draining,
+        CallResult::AtCapacity,
+        CallResult::Failed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Answered => "answered",
+            CallResult::Cancelled => "cancelled",
+            CallResult::NotFound => "not-found",
+            CallResult::NotAcceptable => "not-acceptable",
+            CallResult::RateLimited => "rate-limited",
+            CallResult::Draining => "draining",
+            CallResult::AtCapacity => "at-capacity",
+            CallResult::Failed => "failed",
+        }
+    }
+}
+
+/// Every counter the service exposes.
+#[derive(Debug)]
+pub struct Metrics {
+    pub active_calls: AtomicI64,
+    calls: [AtomicU64; CallResult::ALL.len()],
+    pub dtmf_info_digits: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub media: Arc<MediaCounters>,
+    pub writer: Arc<WriterCounters>,
+}
+
+impl Metrics {
+    /// Metrics reading the given media and writer counters.
+    pub fn new(media: Arc<MediaCounters>, writer: Arc<WriterCounters>) -> Metrics {
+        Metrics {
+            active_calls: AtomicI64::new(0),
+            calls: Default::default(),
+            dtmf_info_digits: AtomicU64::new(0),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            media,
+            writer,
+        }
+    }
+
+    /// Counts one finished call.
+    pub fn call_ended(&self, result: CallResult) {
+        let i = CallResult::ALL
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(0);
+        self.calls[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls counted with this result so far.
+    pub fn calls(&self, result: CallResult) -> u64 {
+        let i = CallResult::ALL
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(0);
+        self.calls[i].load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(self: &Arc<Self>) -> String {
+        let mut registry = Registry::with_prefix("hotline");
+        registry.register_collector(Box::new(Scrape(self.clone())));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).ok();
+        out
+    }
+}
+
+#[derive(Debug)]
+struct Scrape(Arc<Metrics>);
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let m = &self.0;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gauge(
+            &mut e,
+            "active_calls",
+            "Calls in progress.",
+            m.active_calls.load(Ordering::Relaxed),
+        )?;
+        {
+            let mut family = e.encode_descriptor(
+                "calls",
+                "Calls finished, by result.",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (result, count) in CallResult::ALL.iter().zip(&m.calls) {
+                let labels = [("result", result.as_str())];
+                ConstCounter::new(load(count)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            &mut e,
+            "sip_malformed_messages",
+            "SIP datagrams dropped as unparseable.",
+            load(&crate::sip::listener::MALFORMED),
+        )?;
+        counter(
+            &mut e,
+            "rtp_packets_received",
+            "RTP packets received.",
+            load(&m.media.packets_in),
+        )?;
+        counter(
+            &mut e,
+            "rtp_packets_sent",
+            "RTP packets sent.",
+            load(&m.media.packets_out),
+        )?;
+        counter(
+            &mut e,
+            "rtp_late_packets",
+            "RTP packets that missed their playout slot.",
+            load(&m.media.late_packets),
+        )?;
+        counter(
+            &mut e,
+            "rtp_invalid_packets",
+            "Datagrams on RTP ports that were not valid RTP from the peer.",
+            load(&m.media.invalid_packets),
+        )?;
+        counter(
+            &mut e,
+            "media_tick_overruns",
+            "Media ticks that started late.",
+            load(&m.media.overruns),
+        )?;
+        gauge(
+            &mut e,
+            "media_streams",
+            "RTP streams open.",
+            load(&m.media.streams) as i64,
+        )?;
+        counter(
+            &mut e,
+            "dtmf_digits",
+            "DTMF digits received (RTP events and SIP INFO).",
+            load(&m.media.dtmf_digits) + load(&m.dtmf_info_digits),
+        )?;
+        counter(
+            &mut e,
+            "call_records_written",
+            "Call records committed to the database.",
+            load(&m.writer.written),
+        )?;
+        counter(
+            &mut e,
+            "call_records_dropped",
+            "Call records lost because the database stayed down.",
+            load(&m.writer.dropped),
+        )?;
+        counter(
+            &mut e,
+            "store_failed_batches",
+            "Database write attempts that failed.",
+            load(&m.writer.failed_batches),
+        )?;
+        gauge(
+            &mut e,
+            "call_records_pending",
+            "Call records waiting for the database.",
+            load(&m.writer.pending) as i64,
+        )?;
+        counter(
+            &mut e,
+            "config_reloads",
+            "Configuration reloads applied.",
+            load(&m.reloads_ok),
+        )?;
+        counter(
+            &mut e,
+            "config_reloads_failed",
+            "Configuration reloads refused.",
+            load(&m.reloads_failed),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Arc::new(Metrics::new(Default::default(), Default::default()));
+        m.call_ended(CallResult::Answered);
+        m.call_ended(CallResult::Answered);
+        m.active_calls.store(3, Ordering::Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains("hotline_calls_total{result=\"answered\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("hotline_active_calls 3"), "{text}");
+        assert!(text.contains("hotline_rtp_packets_sent_total 0"), "{text}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Reporting: metrics now; KPIs and monthly reports come here too.
+
+pub mod metrics;

@@ -1,0 +1,379 @@
+//! The running service: wires config, store, media, SIP and HTTP together,
+//! and owns the around-the-clock duties: reload without dropping calls, and
+//! drain on SIGTERM.
+//!
+//! [`Shared`] is what every call actor and API handler can see. Each call takes
+//! a snapshot of the config and prompt when it starts, so a reload changes new
+//! calls only. Next to read: [`crate::sip::listener`], then [`crate::call::actor`].
+
+use crate::config::{Config, ConfigError};
+use crate::media::engine::{EngineConfig, MediaEngine};
+use crate::media::prompt::{Prompt, PromptError};
+use crate::report::metrics::Metrics;
+use crate::sip::admission::{Admission, Limits};
+use crate::store::Store;
+use crate::store::writer::{self, RecordSender, WriterCounters, WriterLimits};
+use arc_swap::ArcSwap;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Command-line values that win over the file, also after a reload.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub sip_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub rtp_ports: Option<(u16, u16)>,
+    pub database_url: Option<String>,
+    pub advertise_ip: Option<String>,
+}
+
+impl Overrides {
+    fn apply(&self, c: &mut Config) {
+        if let Some(a) = self.sip_listen {
+            c.sip.listen = a;
+        }
+        if let Some(a) = self.http_listen {
+            c.http.listen = a;
+        }
+        if let Some((min, max)) = self.rtp_ports {
+            c.media.rtp_port_min = min;
+            c.media.rtp_port_max = max;
+        }
+        if let Some(url) = &self.database_url {
+            c.store.database_url = url.clone();
+        }
+        if let Some(ip) = &self.advertise_ip {
+            c.media.advertise_ip = ip.clone();
+        }
+    }
+}
+
+/// Loads the config the way `serve` does: file (or embedded defaults), then
+/// `DATABASE_URL`, then the command line; validated.
+pub fn load_config(
+    path: Option<&std::path::Path>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let mut config = match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && !url.is_empty()
+    {
+        config.store.database_url = url;
+    }
+    overrides.apply(&mut config);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadOutcome {
+    /// Keys whose new value takes effect only after a restart.
+    pub restart_required: Vec<&'static str>,
+}
+
+/// State shared by the SIP listener, call actors and API.
+pub struct Shared {
+    pub config: ArcSwap<Config>,
+    pub prompt: ArcSwap<Prompt>,
+    config_path: Option<PathBuf>,
+    overrides: Overrides,
+    pub media: MediaEngine,
+    pub records: RecordSender,
+    pub metrics: Arc<Metrics>,
+    pub admission: Mutex<Admission>,
+    pub dialogs: Arc<DialogLayer>,
+    /// Cancelled when calls still up must be hung up now (end of drain).
+    pub hangup_all: CancellationToken,
+    active: AtomicUsize,
+    call_ended: Notify,
+    pub store: Store,
+    reload_lock: Mutex<()>,
+}
+
+/// Limits for the admission policy from a config.
+pub fn admission_limits(c: &Config) -> Limits {
+    Limits {
+        rate_per_ip: c.sip.invite_rate_per_ip,
+        burst_per_ip: c.sip.invite_burst_per_ip,
+        max_calls: c.sip.max_calls,
+        max_calls_status: c.sip.max_calls_status,
+        retry_after_secs: c.sip.retry_after_secs,
+    }
+}
+
+impl Shared {
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// A call was admitted; pair with [`Shared::call_finished`].
+    pub fn call_started(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.metrics.active_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call is over.
+    pub fn call_finished(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
+        self.call_ended.notify_waiters();
+    }
+
+    /// Waits until no call is up or `limit` passes; true when none is up.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.call_ended.notified();
+            if self.active_calls() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.active_calls() == 0;
+            }
+        }
+    }
+
+    /// Re-reads the config file and prompt; on any error the running ones stay.
+    pub fn reload(&self) -> Result<ReloadOutcome, ReloadError> {
+        let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
+        let result = self.try_reload();
+        match &result {
+            Ok(outcome) => {
+                self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(restart_required = ?outcome.restart_required, "configuration reloaded");
+            }
+            Err(e) => {
+                self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<ReloadOutcome, ReloadError> {
+        let new = load_config(self.config_path.as_deref(), &self.overrides)?;
+        let prompt = Prompt::load(&new.prompt_path())?;
+        let old = self.config.load();
+        let mut restart_required = Vec::new();
+        let fixed: [(&'static str, bool); 6] = [
+            ("sip.listen", old.sip.listen != new.sip.listen),
+            ("http.listen", old.http.listen != new.http.listen),
+            ("media.bind_ip", old.media.bind_ip != new.media.bind_ip),
+            (
+                "media.rtp_port_min/max",
+                (old.media.rtp_port_min, old.media.rtp_port_max)
+                    != (new.media.rtp_port_min, new.media.rtp_port_max),
+            ),
+            ("media.workers", old.media.workers != new.media.workers),
+            (
+                "store.database_url",
+                old.store.database_url != new.store.database_url,
+            ),
+        ];
+        for (key, changed) in fixed {
+            if changed {
+                restart_required.push(key);
+            }
+        }
+        self.admission
+            .lock()
+            .expect("admission lock")
+            .set_limits(admission_limits(&new));
+        self.prompt.store(Arc::new(prompt));
+        self.config.store(Arc::new(new));
+        Ok(ReloadOutcome { restart_required })
+    }
+
+    /// Stops taking calls (new INVITEs get 503).
+    pub fn start_draining(&self) {
+        self.admission
+            .lock()
+            .expect("admission lock")
+            .start_draining();
+    }
+
+    /// Whether the server is draining.
+    pub fn is_draining(&self) -> bool {
+        self.admission.lock().expect("admission lock").is_draining()
+    }
+}
+
+/// Parts of the service that must be stopped in order at shutdown.
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub sip_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    sip_cancel: CancellationToken,
+    http_cancel: CancellationToken,
+    writer_stop: CancellationToken,
+    writer_task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts everything; returns once all listeners are bound.
+pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<Running> {
+    let config = load_config(config_path.as_deref(), &overrides)?;
+    let prompt = Prompt::load(&config.prompt_path())?;
+    let store = Store::connect(&config.store.database_url).await?;
+
+    let jitter_frames = (config.media.jitter_buffer_ms / 20) as usize;
+    let media = MediaEngine::start(EngineConfig {
+        bind_ip: config.media.bind_ip,
+        ports: config.rtp_ports(),
+        workers: config.media.workers,
+        jitter_frames,
+        rtp_timeout: (config.media.rtp_timeout_secs > 0)
+            .then(|| Duration::from_secs(config.media.rtp_timeout_secs.into())),
+        rtcp_interval: Duration::from_secs(config.media.rtcp_interval_secs.into()),
+    })?;
+    let writer_counters = Arc::new(WriterCounters::default());
+    let metrics = Arc::new(Metrics::new(
+        media.counters().clone(),
+        writer_counters.clone(),
+    ));
+    let writer_stop = CancellationToken::new();
+    let (records, writer_task) = writer::spawn(
+        store.clone(),
+        WriterLimits {
+            batch_size: config.store.batch_size,
+            max_pending: config.store.max_pending,
+        },
+        writer_counters,
+        writer_stop.clone(),
+    );
+
+    let sip_cancel = CancellationToken::new();
+    let sip = crate::sip::listener::bind(&config, sip_cancel.clone()).await?;
+    let sip_addr = sip.local_addr;
+    let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
+    let http_addr = http_listener.local_addr()?;
+
+    let shared = Arc::new(Shared {
+        admission: Mutex::new(Admission::new(admission_limits(&config))),
+        config: ArcSwap::from_pointee(config),
+        prompt: ArcSwap::from_pointee(prompt),
+        config_path,
+        overrides,
+        media,
+        records,
+        metrics,
+        dialogs: sip.dialogs.clone(),
+        hangup_all: CancellationToken::new(),
+        active: AtomicUsize::new(0),
+        call_ended: Notify::new(),
+        store,
+        reload_lock: Mutex::new(()),
+    });
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crate::sip::listener::run(sip, shared.clone())));
+    let http_cancel = CancellationToken::new();
+    let app = crate::api::router(shared.clone());
+    let stop = http_cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }));
+    tracing::info!(sip = %sip_addr, http = %http_addr, "hotline ready");
+    Ok(Running {
+        shared,
+        sip_addr,
+        http_addr,
+        sip_cancel,
+        http_cancel,
+        writer_stop,
+        writer_task,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Drains: refuse new calls, let calls run on for the grace period, hang
+    /// up the rest, flush call records, stop.
+    pub async fn drain(self) {
+        let shared = &self.shared;
+        shared.start_draining();
+        let grace = shared.config.load().drain_grace();
+        tracing::info!(
+            active = shared.active_calls(),
+            ?grace,
+            "draining: new calls refused"
+        );
+        if !shared.wait_idle(grace).await {
+            tracing::info!(
+                active = shared.active_calls(),
+                "drain grace over: hanging up"
+            );
+            shared.hangup_all.cancel();
+            // BYE transactions finish well within this.
+            shared.wait_idle(Duration::from_secs(10)).await;
+        }
+        self.stop().await;
+    }
+
+    /// Stops listeners and flushes records without waiting for calls.
+    pub async fn stop(self) {
+        self.sip_cancel.cancel();
+        self.http_cancel.cancel();
+        self.writer_stop.cancel();
+        writer::finish(
+            self.writer_task,
+            Duration::from_secs(10),
+            &self.shared.metrics.writer,
+        )
+        .await;
+        for t in self.tasks {
+            t.abort();
+        }
+        self.shared.media.shutdown();
+        self.shared.store.close().await;
+        tracing::info!("hotline stopped");
+    }
+}
+
+/// Runs until SIGTERM/SIGINT (drain) with SIGHUP reloading.
+pub async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let running = start(config_path, overrides).await?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                // Errors are logged and counted inside; the old config stays.
+                running.shared.reload().ok();
+            }
+        }
+    }
+    running.drain().await;
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The SIP listener: UDP and TCP on one address, and the sorting of requests.
+//!
+//! rsipstack's endpoint does transactions, retransmissions (RFC 3261 timers)
+//! and rport/received (RFC 3581); this loop decides what each new transaction
+//! is: a new call (admission, number, session timer and SDP checks, then a
+//! call actor), a request inside an existing dialog (handed to that dialog,
+//! whose call actor answers it), or something answered here (OPTIONS, 405,
+//! 481). It never waits on a call, so one slow call cannot stall signalling.
+
+use super::admission::Verdict;
+use super::headers::{self, capabilities, retry_after};
+use super::sdp::{self, SdpError};
+use super::session_timer::{self, Decision, TimerRequest};
+use crate::call::actor::{self, CallSetup};
+use crate::call::record::{CallRecord, RtpSummary, now_ms};
+use crate::config::Config;
+use crate::report::metrics::CallResult;
+use crate::server::Shared;
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, StatusCode};
+use rsipstack::transaction::TransactionReceiver;
+use rsipstack::transaction::endpoint::Endpoint;
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::TransportLayer;
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
+use rsipstack::transport::udp::UdpConnection;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// SIP datagrams the parser refused (counted by [`MalformedCounter`]).
+pub static MALFORMED: AtomicU64 = AtomicU64::new(0);
+
+/// A bound, not yet serving, SIP endpoint.
+pub struct SipListener {
+    endpoint: Endpoint,
+    incoming: TransactionReceiver,
+    pub dialogs: Arc<DialogLayer>,
+    pub local_addr: SocketAddr,
+}
+
+/// Binds UDP and TCP on `sip.listen`.
+pub async fn bind(config: &Config, cancel: CancellationToken) -> anyhow::Result<SipListener> {
+    let transport = TransportLayer::new(cancel.clone());
+    let udp = UdpConnection::create_connection(config.sip.listen, None, Some(cancel.child_token()))
+        .await
+        .map_err(|e| anyhow::anyhow!("sip.listen {} (UDP): {e}", config.sip.listen))?;
+    // With port 0 the kernel picks; TCP follows UDP's port so one address serves both.
+    let local_addr: SocketAddr = SocketAddr::try_from(udp.get_addr().addr.clone())
+        .map_err(|e| anyhow::anyhow!("sip.listen: {e}"))?;
+    let tcp = TcpListenerConnection::new(local_addr, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("sip.listen {local_addr} (TCP): {e}"))?;
+    transport.add_transport(udp.into());
+    transport.add_transport(tcp.into());
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel)
+        .with_transport_layer(transport)
+        .with_user_agent(&config.sip.user_agent)
+        .with_allows(vec![
+            Method::Invite,
+            Method::Ack,
+            Method::Bye,
+            Method::Cancel,
+            Method::Options,
+            Method::Info,
+            Method::Update,
+            Method::PRack,
+        ])
+        .build();
+    let incoming = endpoint.incoming_transactions()?;
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    Ok(SipListener {
+        endpoint,
+        incoming,
+        dialogs,
+        local_addr,
+    })
+}
+
+/// Serves until the endpoint's cancel token fires.
+pub async fn run(listener: SipListener, shared: Arc<Shared>) {
+    let SipListener {
+        endpoint,
+        mut incoming,
+        local_addr,
+        ..
+    } = listener;
+    let serve = endpoint.serve();
+    tokio::pin!(serve);
+    loop {
+        tokio::select! {
+            _ = &mut serve => break,
+            tx = incoming.recv() => match tx {
+                Some(tx) => on_transaction(&shared, tx, local_addr),
+                None => break,
+            },
+        }
+    }
+}
+
+fn on_transaction(shared: &Arc<Shared>, mut tx: Transaction, local_addr: SocketAddr) {
+    let method = tx.original.method;
+    if headers::in_dialog(&tx.original) && method != Method::Ack {
+        match shared.dialogs.match_dialog(&tx) {
+            Some(mut dialog) => {
+                // The dialog answers through its call actor's state channel.
+                tokio::spawn(async move {
+                    if let Err(e) = dialog.handle(&mut tx).await {
+                        tracing::debug!(error = %e, "in-dialog request failed");
+                    }
+                });
+            }
+            None => reply(tx, StatusCode::CallTransactionDoesNotExist, vec![]),
+        }
+        return;
+    }
+    match method {
+        Method::Invite => on_invite(shared, tx, local_addr),
+        Method::Ack => {}
+        Method::Options => reply(tx, StatusCode::OK, capabilities()),
+        Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Cancel => {
+            reply(tx, StatusCode::CallTransactionDoesNotExist, vec![])
+        }
+        // Known methods this server does not take (yet): 405 with Allow.
+        _ => reply(
+            tx,
+            StatusCode::MethodNotAllowed,
+            vec![Header::Allow(headers::ALLOW.into())],
+        ),
+    }
+}
+
+fn reply(mut tx: Transaction, status: StatusCode, extra: Vec<Header>) {
+    tokio::spawn(async move {
+        if let Err(e) = tx.reply_with(status, extra, None).await {
+            tracing::debug!(error = %e, "reply failed");
+        }
+    });
+}
+
+fn on_invite(shared: &Arc<Shared>, tx: Transaction, local_addr: SocketAddr) {
+    let config = shared.config.load_full();
+    let req = &tx.original;
+    let source = headers::source(req, tx.connection.as_ref());
+    let started_at = now_ms();
+    let verdict = shared.admission.lock().expect("admission lock").check(
+        source.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |s| s.ip()),
+        Instant::now(),
+        shared.active_calls(),
+    );
+    if let Verdict::Refuse {
+        status,
+        retry_after: after,
+        reason,
+    } = verdict
+    {
+        // Not recorded: a flood must not turn into database writes.
+        shared.metrics.call_ended(match reason {
+            super::admission::Refusal::RateLimited => CallResult::RateLimited,
+            super::admission::Refusal::Draining => CallResult::Draining,
+            super::admission::Refusal::AtCapacity => CallResult::AtCapacity,
+        });
+        tracing::debug!(?source, reason = reason.as_str(), "INVITE refused");
+        let extra = after.map(retry_after).into_iter().collect();
+        reply(tx, StatusCode::from(status), extra);
+        return;
+    }
+
+    let call = CallFacts {
+        call_id: headers::call_id(req),
+        caller: headers::caller(req),
+        callee: headers::callee(req),
+        remote_addr: source.map(|s| s.to_string()).unwrap_or_default(),
+        transport: headers::transport_name(tx.connection.as_ref()),
+        started_at,
+    };
+    if call.callee != config.sip.hotline_number {
+        return refuse(
+            shared,
+            tx,
+            call,
+            StatusCode::NotFound,
+            vec![],
+            CallResult::NotFound,
+        );
+    }
+
+    let timer_req = TimerRequest::from_headers(
+        req.header_value("Session-Expires")
+            .or_else(|| req.header_value("x"))
+            .as_deref(),
+        req.header_value("Min-SE").as_deref(),
+        headers::lists_token(req, "Supported", "timer")
+            || headers::lists_token(req, "Require", "timer"),
+    );
+    let timer = match session_timer::negotiate(
+        &timer_req,
+        config.sip.session_expires_secs,
+        config.sip.min_se_secs,
+    ) {
+        Decision::None => None,
+        Decision::Grant(g) => Some(g),
+        Decision::TooSmall { min_se } => {
+            let extra = vec![headers::other("Min-SE", min_se.to_string())];
+            return refuse(
+                shared,
+                tx,
+                call,
+                StatusCode::SessionIntervalTooSmall,
+                extra,
+                CallResult::Failed,
+            );
+        }
+    };
+
+    let body = &req.body;
+    let offer = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else if headers::content_type(req) != "application/sdp" {
+        let extra = vec![Header::Accept("application/sdp".into())];
+        return refuse(
+            shared,
+            tx,
+            call,
+            StatusCode::UnsupportedMediaType,
+            extra,
+            CallResult::Failed,
+        );
+    } else {
+        match sdp::parse(body).and_then(|o| sdp::answer(&o).map(|n| (o, n))) {
+            Ok((_, negotiated)) => Some(negotiated),
+            Err(e @ SdpError::Malformed(_)) => {
+                let extra = vec![headers::other("Warning", format!("399 hotline \"{e}\""))];
+                return refuse(
+                    shared,
+                    tx,
+                    call,
+                    StatusCode::BadRequest,
+                    extra,
+                    CallResult::Failed,
+                );
+            }
+            Err(e) => {
+                // 304 = media type not available, 305 = incompatible format.
+                let code = if e == SdpError::NoCommonCodec {
+                    305
+                } else {
+                    304
+                };
+                let extra = vec![headers::other("Warning", format!("{code} hotline \"{e}\""))];
+                return refuse(
+                    shared,
+                    tx,
+                    call,
+                    StatusCode::NotAcceptableHere,
+                    extra,
+                    CallResult::NotAcceptable,
+                );
+            }
+        }
+    };
+
+    let local_ip = match config.media.advertise_ip.parse() {
+        Ok(ip) => ip,
+        Err(_) if !local_addr.ip().is_unspecified() => local_addr.ip(),
+        Err(_) => source
+            .and_then(|s| headers::local_ip_toward(s.ip()))
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+    };
+    shared.call_started();
+    let setup = CallSetup {
+        tx,
+        config,
+        prompt: shared.prompt.load_full(),
+        offer,
+        timer,
+        timer_request: timer_req,
+        local_ip,
+        contact_port: local_addr.port(),
+        call_id: call.call_id,
+        caller: call.caller,
+        callee: call.callee,
+        remote_addr: call.remote_addr,
+        transport: call.transport,
+        started_at,
+    };
+    tokio::spawn(actor::run(shared.clone(), setup));
+}
+
+struct CallFacts {
+    call_id: String,
+    caller: String,
+    callee: String,
+    remote_addr: String,
+    transport: &'static str,
+    started_at: i64,
+}
+
+/// Answers an INVITE with a final error and records the attempt.
+fn refuse(
+    shared: &Arc<Shared>,
+    tx: Transaction,
+    call: CallFacts,
+    status: StatusCode,
+    extra: Vec<Header>,
+    result: CallResult,
+) {
+    let code = u16::from(status.clone());
+    tracing::info!(call_id = %call.call_id, caller = %call.caller, callee = %call.callee, status = code, "INVITE refused");
+    shared.metrics.call_ended(result);
+    shared.records.send(CallRecord {
+        call_id: call.call_id,
+        caller: call.caller,
+        callee: call.callee,
+        remote_addr: call.remote_addr,
+        transport: call.transport.into(),
+        started_at: call.started_at,
+        answered_at: None,
+        ended_at: now_ms(),
+        status: code,
+        end_reason: "rejected".into(),
+        hangup_by: String::new(),
+        codec: None,
+        digits: String::new(),
+        rtp: RtpSummary::default(),
+    });
+    reply(tx, status, extra);
+}
+
+/// A tracing layer that counts SIP messages the transport could not parse.
+///
+/// rsipstack drops such datagrams with a debug event; its filter enables only
+/// those callsites, so nothing else in the stack is logged or slowed down.
+pub struct MalformedCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for MalformedCounter {
+    fn on_event(
+        &self,
+        _event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        MALFORMED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The per-layer filter for [`MalformedCounter`].
+pub struct MalformedFilter;
+
+impl MalformedFilter {
+    fn matches(meta: &tracing::Metadata<'_>) -> bool {
+        meta.is_event()
+            && *meta.level() == tracing::Level::DEBUG
+            && meta.target().starts_with("rsipstack::transport")
+            && meta.fields().field("raw_message").is_some()
+            && meta.fields().field("error").is_some()
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for MalformedFilter {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        Self::matches(meta)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if Self::matches(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::DEBUG)
+    }
+}

@@ -1,0 +1,283 @@
+//! The store: SQLite (embedded default) or PostgreSQL, through sqlx.
+//!
+//! One code path serves both through sqlx's `Any` driver with `$n`
+//! placeholders; each dialect has its own migration folder because their DDL
+//! differs. Times are stored as Unix milliseconds (`BIGINT`) so both dialects
+//! agree. Call records reach the database through [`writer`], which batches
+//! them and keeps them in memory while the database is away.
+
+pub mod writer;
+
+use crate::call::record::{CallRecord, RtpSummary};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+use std::path::Path;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("cannot create the folder for {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Which SQL dialect the URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool plus its dialect.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+const COLUMNS: &str = "call_id, caller, callee, remote_addr, transport, started_at, answered_at, \
+    ended_at, status, end_reason, hangup_by, codec, digits, packets_in, packets_out, octets_in, \
+    octets_out, packets_lost, packets_late, jitter_ms, peer_lost, peer_jitter_ms";
+const COLUMN_COUNT: usize = 22;
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (dialect, url) = if url.starts_with("sqlite:") {
+            (Dialect::Sqlite, prepare_sqlite(url)?)
+        } else {
+            (Dialect::Postgres, url.to_owned())
+        };
+        let mut options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(if dialect == Dialect::Sqlite { 1 } else { 8 });
+        if dialect == Dialect::Sqlite {
+            // One writer connection: SQLite serialises writes anyway, and WAL
+            // lets the API read while the writer commits.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact(&url),
+                source,
+            })?;
+        let store = Store { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The dialect in use.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Cheap liveness check for `/healthz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes records in one transaction: all or none.
+    pub async fn insert_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        // One multi-row INSERT per chunk: far fewer round trips than a row at
+        // a time, and well under SQLite's 32766 bound-parameter limit.
+        for chunk in records.chunks(500) {
+            let mut sql = format!("INSERT INTO calls ({COLUMNS}) VALUES ");
+            for (i, _) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for c in 0..COLUMN_COUNT {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", i * COLUMN_COUNT + c + 1));
+                }
+                sql.push(')');
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.call_id.clone())
+                    .bind(r.caller.clone())
+                    .bind(r.callee.clone())
+                    .bind(r.remote_addr.clone())
+                    .bind(r.transport.clone())
+                    .bind(r.started_at)
+                    .bind(r.answered_at)
+                    .bind(r.ended_at)
+                    .bind(i32::from(r.status))
+                    .bind(r.end_reason.clone())
+                    .bind(r.hangup_by.clone())
+                    .bind(r.codec.clone())
+                    .bind(r.digits.clone())
+                    .bind(r.rtp.packets_in)
+                    .bind(r.rtp.packets_out)
+                    .bind(r.rtp.octets_in)
+                    .bind(r.rtp.octets_out)
+                    .bind(r.rtp.lost)
+                    .bind(r.rtp.late)
+                    .bind(r.rtp.jitter_ms)
+                    .bind(r.rtp.peer_lost)
+                    .bind(r.rtp.peer_jitter_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest `limit` calls, newest first.
+    pub async fn recent_calls(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM calls ORDER BY id DESC LIMIT $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_record).collect()
+    }
+
+    /// The newest call with this SIP Call-ID.
+    pub async fn call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM calls WHERE call_id = $1 ORDER BY id DESC LIMIT 1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(call_id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(row_to_record).transpose()
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn row_to_record(row: &AnyRow) -> Result<CallRecord, StoreError> {
+    let status: i32 = row.try_get("status")?;
+    Ok(CallRecord {
+        call_id: row.try_get("call_id")?,
+        caller: row.try_get("caller")?,
+        callee: row.try_get("callee")?,
+        remote_addr: row.try_get("remote_addr")?,
+        transport: row.try_get("transport")?,
+        started_at: row.try_get("started_at")?,
+        answered_at: row.try_get("answered_at")?,
+        ended_at: row.try_get("ended_at")?,
+        status: u16::try_from(status).unwrap_or_default(),
+        end_reason: row.try_get("end_reason")?,
+        hangup_by: row.try_get("hangup_by")?,
+        codec: row.try_get("codec")?,
+        digits: row.try_get("digits")?,
+        rtp: RtpSummary {
+            packets_in: row.try_get("packets_in")?,
+            packets_out: row.try_get("packets_out")?,
+            octets_in: row.try_get("octets_in")?,
+            octets_out: row.try_get("octets_out")?,
+            lost: row.try_get("packets_lost")?,
+            late: row.try_get("packets_late")?,
+            jitter_ms: row.try_get("jitter_ms")?,
+            peer_lost: row.try_get("peer_lost")?,
+            peer_jitter_ms: row.try_get("peer_jitter_ms")?,
+        },
+    })
+}
+
+/// Creates the database file's folder and asks SQLite to create the file.
+fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path != ":memory:"
+        && !path.is_empty()
+        && let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// Hides a password in a URL before it reaches a log or an error.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn sqlite_url_gets_create_mode() {
+        let dir = std::env::temp_dir().join(format!("hotline-store-{}", std::process::id()));
+        let url = format!("sqlite://{}/a/b.db", dir.display());
+        assert!(prepare_sqlite(&url).unwrap().ends_with("?mode=rwc"));
+        assert!(dir.join("a").is_dir());
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,593 @@
+//! Test harness: the real `hotline` binary on free loopback ports, driven by
+//! real peers (SIPp, baresip) and checked through its HTTP API and by
+//! decoding the audio peers receive.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running server with its ports and log.
+pub struct Server {
+    child: Option<Child>,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh scratch folder under the system temp dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("hotline-test-{}-{}-{n}", std::process::id(), name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Absolute path of a file in the repository.
+pub fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Fails with an install hint when a peer is missing: tests never pass silently.
+pub fn require(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is required for this test: apt-get install {package} (scripts/test installs it)"
+    );
+}
+
+/// A config file for a test server: the shipped defaults plus `extra` TOML
+/// lines appended to the named sections.
+pub fn config_text(dir: &Path, sections: &[(&str, &str)]) -> String {
+    let mut text = String::new();
+    let db = format!("sqlite://{}/hotline.db", dir.display());
+    let flows = repo("ivr-flows");
+    let mut all: Vec<(String, String)> = vec![
+        ("sip".into(), "listen = \"127.0.0.1:0\"\n".into()),
+        ("http".into(), "listen = \"127.0.0.1:0\"\n".into()),
+        ("media".into(), "bind_ip = \"127.0.0.1\"\n".into()),
+        ("store".into(), format!("database_url = \"{db}\"\n")),
+        (
+            "greeting".into(),
+            format!("flows_dir = \"{}\"\n", flows.display()),
+        ),
+    ];
+    for (section, lines) in sections {
+        match all.iter_mut().find(|(s, _)| s == section) {
+            Some((_, body)) => {
+                body.push_str(lines);
+                body.push('\n');
+            }
+            None => all.push((section.to_string(), format!("{lines}\n"))),
+        }
+    }
+    for (section, body) in all {
+        text.push_str(&format!("[{section}]\n{body}\n"));
+    }
+    text
+}
+
+impl Server {
+    /// Starts a server with extra config lines per section.
+    pub fn start(name: &str, sections: &[(&str, &str)]) -> Server {
+        Self::start_with_env(name, sections, &[])
+    }
+
+    /// Starts a server with extra environment variables too.
+    pub fn start_with_env(name: &str, sections: &[(&str, &str)], env: &[(&str, &str)]) -> Server {
+        let dir = scratch(name);
+        let config_path = dir.join("hotline.toml");
+        std::fs::write(&config_path, config_text(&dir, sections)).unwrap();
+        Self::spawn(dir, config_path, env).expect("server did not start")
+    }
+
+    /// Spawns the binary on a config; returns its error output if it exits.
+    pub fn spawn(
+        dir: PathBuf,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotline"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(&dir)
+            .env("HOTLINE_LOG", "info,rsipstack=warn,sqlx=warn")
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn hotline");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("hotline ready")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    tx.send(line.clone()).ok();
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let line = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                child.kill().ok();
+                child.wait().ok();
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(log.lock().unwrap().clone());
+            }
+        };
+        let field = |name: &str| -> SocketAddr {
+            let start = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            let end = line[start..].find(' ').map_or(line.len(), |e| start + e);
+            line[start..end].trim().parse().unwrap()
+        };
+        Ok(Server {
+            sip: field("sip"),
+            http: field("http"),
+            child: Some(child),
+            dir,
+            config_path,
+            log,
+        })
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// GET a path; returns (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http(self.http, "GET", path, "")
+    }
+
+    /// POST a path with a JSON body.
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        http(self.http, "POST", path, body)
+    }
+
+    /// A call record as JSON, waiting for the writer to commit it.
+    pub fn call_record(&self, call_id: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/calls/{}", urlencode(call_id)));
+            if status == 200 {
+                return serde_json::from_str(&body).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no call record for {call_id}: {status} {body}\nserver log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The newest `n` call records.
+    pub fn recent_calls(&self, n: usize) -> Vec<serde_json::Value> {
+        let (status, body) = self.get(&format!("/api/v1/calls?limit={n}"));
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["calls"].as_array().unwrap().clone()
+    }
+
+    /// A Prometheus metric's value (first sample whose line starts with `name`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A minimal HTTP/1.1 exchange (Connection: close); enough for a JSON API.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect to API");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A UDP port free right now on 127.0.0.1 (with `span` free ports above it).
+pub fn free_udp_port(span: u16) -> u16 {
+    for _ in 0..200 {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = s.local_addr().unwrap().port();
+        if !base.is_multiple_of(2) || base > 65000 {
+            continue;
+        }
+        let others: Vec<_> = (1..span)
+            .map(|i| UdpSocket::bind(("127.0.0.1", base + i)))
+            .collect();
+        if others.iter().all(|o| o.is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free UDP port range");
+}
+
+/// The outcome of a SIPp run.
+pub struct SippRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    pub dir: PathBuf,
+}
+
+impl SippRun {
+    /// Call-IDs SIPp used (from the -trace_msg log when enabled, else from
+    /// the scenario's fixed call ids).
+    pub fn describe(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs SIPp with a scenario (XML text) against the server: `-m calls`.
+pub fn sipp(server: &Server, scenario: &str, calls: u32, extra: &[&str]) -> SippRun {
+    require("sipp", "sip-tester");
+    let dir = scratch("sipp");
+    std::fs::write(dir.join("scenario.xml"), scenario).unwrap();
+    // play_pcap_audio paths are relative: pcap/ -> the shipped captures.
+    std::os::unix::fs::symlink("/usr/share/sip-tester", dir.join("pcap")).ok();
+    let port = free_udp_port(1);
+    let media_port = free_udp_port(4);
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(&dir)
+        .args(["-sf", "scenario.xml", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &port.to_string(), "-mp", &media_port.to_string()])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-nostdin",
+            "-timeout",
+            "60",
+            "-timeout_error",
+        ])
+        .args(["-trace_err", "-trace_msg", "-s", "12345"])
+        .args(extra)
+        .arg(server.sip.to_string())
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("run sipp");
+    SippRun {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        dir,
+    }
+}
+
+/// The SIP messages SIPp logged (`-trace_msg`).
+pub fn sipp_messages(run: &SippRun) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(&run.dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.ends_with("_messages.log") || name.ends_with("_errors.log") {
+            all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    all
+}
+
+/// RTP packets received on a socket until `quiet` passes without one or
+/// `limit` is reached: (payload type, payload) in arrival order.
+pub fn capture_rtp(
+    socket: &UdpSocket,
+    limit: Duration,
+    quiet: Duration,
+) -> Vec<(u8, Vec<u8>, Instant)> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let start = Instant::now();
+    let mut last = None::<Instant>;
+    let mut packets = Vec::new();
+    let mut buf = [0u8; 2048];
+    while start.elapsed() < limit {
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) if n > 12 && buf[0] >> 6 == 2 => {
+                let pt = buf[1] & 0x7f;
+                let cc = (buf[0] & 0x0f) as usize;
+                let off = 12 + 4 * cc;
+                packets.push((pt, buf[off..n].to_vec(), Instant::now()));
+                last = Some(Instant::now());
+            }
+            Ok(_) => {}
+            Err(_) => {
+                if last.is_some_and(|l| l.elapsed() > quiet) {
+                    break;
+                }
+            }
+        }
+    }
+    packets
+}
+
+/// Decodes G.711 µ-law or A-law bytes.
+pub fn decode(law_pt: u8, bytes: &[u8]) -> Vec<i16> {
+    let law = if law_pt == 8 {
+        hotline::media::g711::Law::Alaw
+    } else {
+        hotline::media::g711::Law::Ulaw
+    };
+    let mut out = vec![0; bytes.len()];
+    law.decode_frame(bytes, &mut out);
+    out
+}
+
+/// Energy per 20 ms window.
+pub fn envelope(pcm: &[i16]) -> Vec<f64> {
+    pcm.chunks(160)
+        .map(|w| {
+            (w.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / w.len() as f64).sqrt()
+        })
+        .collect()
+}
+
+/// Best normalised correlation of `heard`'s envelope against `reference`'s,
+/// over every alignment (the caller may have joined the loop anywhere).
+pub fn best_envelope_correlation(heard: &[i16], reference: &[i16]) -> f64 {
+    let h = envelope(heard);
+    let r = envelope(reference);
+    assert!(h.len() >= 25, "too little audio heard: {} frames", h.len());
+    // Compare the reference looped twice so any starting offset fits.
+    let rr: Vec<f64> = r.iter().chain(r.iter()).copied().collect();
+    let n = h.len().min(r.len());
+    let h = &h[..n];
+    let mut best = f64::MIN;
+    for off in 0..r.len() {
+        let w = &rr[off..off + n];
+        best = best.max(pearson(h, w));
+    }
+    best
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        num += (x - ma) * (y - mb);
+        da += (x - ma) * (x - ma);
+        db += (y - mb) * (y - mb);
+    }
+    if da == 0.0 || db == 0.0 {
+        0.0
+    } else {
+        num / (da * db).sqrt()
+    }
+}
+
+/// The shipped greeting, decoded.
+pub fn greeting_pcm() -> Vec<i16> {
+    hotline::media::prompt::Prompt::load(&repo("ivr-flows/prompts/greeting.wav"))
+        .unwrap()
+        .pcm()
+        .to_vec()
+}
+
+/// A SIPp UAC scenario: INVITE (with `sdp` body or none), optional steps after
+/// the ACK, then BYE. `[media_port]` etc. are SIPp keywords.
+pub fn uac_scenario(sdp: Option<&str>, after_ack: &str) -> String {
+    let (ctype, body) = match sdp {
+        Some(s) => ("Content-Type: application/sdp\n", s.trim()),
+        None => ("", ""),
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="uac">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Caller" <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:13800138000@[local_ip]:[local_port]
+Max-Forwards: 70
+{ctype}Content-Length: [len]
+
+{body}
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Caller" <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: sip:13800138000@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+{after_ack}
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Caller" <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 10 BYE
+Contact: sip:13800138000@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"#
+    )
+}
+
+/// An SDP offer from SIPp's media socket with the given payload types.
+pub fn offer(formats: &str, rtpmaps: &str) -> String {
+    format!(
+        "v=0\no=caller 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP {formats}\n{rtpmaps}"
+    )
+}
+
+/// An SDP offer pointing at a socket the test itself reads.
+pub fn offer_to(port: u16, formats: &str, rtpmaps: &str) -> String {
+    format!(
+        "v=0\no=caller 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP {formats}\n{rtpmaps}"
+    )
+}
+
+/// A SIP INFO carrying a DTMF digit (application/dtmf-relay).
+pub fn info_dtmf(digit: char, cseq: u32) -> String {
+    format!(
+        r#"  <send retrans="500"><![CDATA[
+INFO sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "Caller" <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Contact: sip:13800138000@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal={digit}
+Duration=160
+]]></send>
+  <recv response="200"/>
+"#
+    )
+}
+
+/// A SIPp action playing a shipped RTP capture.
+pub fn play_pcap(name: &str) -> String {
+    format!("  <nop><action><exec play_pcap_audio=\"pcap/{name}\"/></action></nop>\n")
+}
+
+/// A SIPp pause.
+pub fn pause(ms: u32) -> String {
+    format!("  <pause milliseconds=\"{ms}\"/>\n")
+}
+
+/// The Call-ID of the first call SIPp placed (from its message trace).
+pub fn sipp_call_id(run: &SippRun) -> String {
+    let messages = sipp_messages(run);
+    messages
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Call-ID: ")
+                .or_else(|| l.strip_prefix("Call-ID:"))
+        })
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no Call-ID in SIPp trace:\n{messages}\n{}", run.describe()))
+}
