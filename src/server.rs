@@ -300,6 +300,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));
+    wait_for_tcp(sip_addr).await?;
     tracing::info!(sip = %sip_addr, http = %http_addr, "hotline ready");
     Ok(Running {
         shared,
@@ -311,6 +312,22 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         writer_task,
         tasks,
     })
+}
+
+/// Waits until the SIP TCP listener accepts, so "ready" means ready.
+async fn wait_for_tcp(addr: SocketAddr) -> anyhow::Result<()> {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(target).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("sip.listen {addr} (TCP): the listener did not come up")
 }
 
 impl Running {
@@ -331,8 +348,10 @@ impl Running {
                 "drain grace over: hanging up"
             );
             shared.hangup_all.cancel();
-            // BYE transactions finish well within this.
             shared.wait_idle(Duration::from_secs(10)).await;
+            // The BYEs run as their own transactions; give them time to be
+            // answered (or retransmitted once) before the transport closes.
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         self.stop().await;
     }

@@ -326,23 +326,23 @@ impl<'a> Call<'a> {
                     Some(MediaEvent::Digit(d)) => self.on_digit(d),
                     Some(MediaEvent::RtpTimeout) => {
                         tracing::info!("no RTP from the caller: hanging up");
-                        return self.hang_up(End::RtpTimeout).await;
+                        return self.hang_up(End::RtpTimeout);
                     }
                     None => {}
                 },
                 _ = tokio::time::sleep_until(self.idle_deadline) => {
-                    return self.hang_up(End::IdleTimeout).await;
+                    return self.hang_up(End::IdleTimeout);
                 }
                 _ = tokio::time::sleep_until(timer_at) => match timer_due {
                     Some(Due::Refresh(_)) => {
                         if !self.refresh_session().await {
-                            return self.hang_up(End::SessionExpired).await;
+                            return self.hang_up(End::SessionExpired);
                         }
                     }
-                    _ => return self.hang_up(End::SessionExpired).await,
+                    _ => return self.hang_up(End::SessionExpired),
                 },
                 _ = self.shared.hangup_all.cancelled() => {
-                    return self.hang_up(End::Shutdown).await;
+                    return self.hang_up(End::Shutdown);
                 }
             }
         }
@@ -402,7 +402,7 @@ impl<'a> Call<'a> {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "late-offer ACK without a usable answer");
-                Some(self.hang_up(End::BadAnswer).await)
+                Some(self.hang_up(End::BadAnswer))
             }
         }
     }
@@ -561,12 +561,16 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Sends BYE; the caller's 200 (or its absence) does not change the end.
-    async fn hang_up(&mut self, end: End) -> End {
+    /// Sends BYE. The BYE transaction runs on by itself: a caller that
+    /// vanished never answers it, and its record must not wait 32 s for that.
+    fn hang_up(&mut self, end: End) -> End {
         tracing::info!(reason = end.reason(), "hanging up");
-        if let Err(e) = self.dialog.bye().await {
-            tracing::debug!(error = %e, "BYE failed");
-        }
+        let dialog = self.dialog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dialog.bye().await {
+                tracing::debug!(error = %e, "BYE failed");
+            }
+        });
         end
     }
 

@@ -46,12 +46,24 @@ pub struct SipListener {
 /// Binds UDP and TCP on `sip.listen`.
 pub async fn bind(config: &Config, cancel: CancellationToken) -> anyhow::Result<SipListener> {
     let transport = TransportLayer::new(cancel.clone());
-    let udp = UdpConnection::create_connection(config.sip.listen, None, Some(cancel.child_token()))
-        .await
-        .map_err(|e| anyhow::anyhow!("sip.listen {} (UDP): {e}", config.sip.listen))?;
-    // With port 0 the kernel picks; TCP follows UDP's port so one address serves both.
-    let local_addr: SocketAddr = SocketAddr::try_from(udp.get_addr().addr.clone())
-        .map_err(|e| anyhow::anyhow!("sip.listen: {e}"))?;
+    // rsipstack binds the TCP listener only once the endpoint serves, and
+    // then just logs a failure; probe it here so a taken port fails the start.
+    // With port 0, retry until UDP and TCP agree on a free port.
+    let mut attempts = 0;
+    let (udp, local_addr) = loop {
+        attempts += 1;
+        let udp =
+            UdpConnection::create_connection(config.sip.listen, None, Some(cancel.child_token()))
+                .await
+                .map_err(|e| anyhow::anyhow!("sip.listen {} (UDP): {e}", config.sip.listen))?;
+        let local_addr = SocketAddr::try_from(udp.get_addr().addr.clone())
+            .map_err(|e| anyhow::anyhow!("sip.listen: {e}"))?;
+        match std::net::TcpListener::bind(local_addr) {
+            Ok(_probe) => break (udp, local_addr),
+            Err(_) if config.sip.listen.port() == 0 && attempts < 20 => continue,
+            Err(e) => anyhow::bail!("sip.listen {local_addr} (TCP): {e}"),
+        }
+    };
     let tcp = TcpListenerConnection::new(local_addr, None)
         .await
         .map_err(|e| anyhow::anyhow!("sip.listen {local_addr} (TCP): {e}"))?;

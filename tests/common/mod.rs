@@ -208,6 +208,11 @@ impl Server {
             .unwrap_or_else(|| panic!("metric {name} not found in:\n{text}"))
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Sends a signal to the server process.
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id();
@@ -334,6 +339,11 @@ impl SippRun {
 
 /// Runs SIPp with a scenario (XML text) against the server: `-m calls`.
 pub fn sipp(server: &Server, scenario: &str, calls: u32, extra: &[&str]) -> SippRun {
+    sipp_to(server.sip, scenario, calls, extra)
+}
+
+/// Runs SIPp with a scenario against a SIP address.
+pub fn sipp_to(target: SocketAddr, scenario: &str, calls: u32, extra: &[&str]) -> SippRun {
     require("sipp", "sip-tester");
     let dir = scratch("sipp");
     std::fs::write(dir.join("scenario.xml"), scenario).unwrap();
@@ -355,7 +365,7 @@ pub fn sipp(server: &Server, scenario: &str, calls: u32, extra: &[&str]) -> Sipp
         ])
         .args(["-trace_err", "-trace_msg", "-s", "12345"])
         .args(extra)
-        .arg(server.sip.to_string())
+        .arg(target.to_string())
         .stdin(Stdio::null());
     let out = cmd.output().expect("run sipp");
     SippRun {
