@@ -403,3 +403,32 @@ fn broken_config_is_refused_at_start_with_the_key() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+/// `cargo run --release` in the repository: no file named, embedded
+/// defaults (only the listen addresses moved to free loopback ports).
+#[test]
+fn embedded_defaults_serve_a_call() {
+    let args: Vec<String> = [
+        "--sip-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let server = Server::spawn_args(repo(""), repo("sip-config/hotline.toml"), &args, &[])
+        .unwrap_or_else(|log| panic!("defaults did not start:\n{log}"));
+    let run = sipp(
+        &server,
+        &uac_scenario(Some(&offer("0", "")), &pause(300)),
+        1,
+        &[],
+    );
+    assert!(run.success, "{}\n{}", run.describe(), server.log());
+    assert_eq!(server.call_record(&sipp_call_id(&run))["status"], 200);
+    assert!(
+        repo("data/hotline.db").is_file(),
+        "the default SQLite file was not created"
+    );
+}

@@ -557,3 +557,149 @@ Content-Length: 0
     let run = sipp(&server, &scenario, 1, &[]);
     assert!(run.success, "{}\n{}", run.describe(), server.log());
 }
+
+/// A caller behind NAT: its Via and SDP name addresses it cannot be reached
+/// at (127.0.0.3 and 127.0.0.2 stand in for its private addresses). Responses
+/// must follow rport/received, and RTP must go where its RTP comes from.
+#[test]
+fn caller_behind_nat_is_reached_by_rport_and_symmetric_rtp() {
+    let server = Server::start("nat", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let scenario = uac_scenario(
+        Some(&offer_to(9, "0", "a=rtpmap:0 PCMU/8000\n").replace("127.0.0.1", "127.0.0.2")),
+        &pause(4000),
+    )
+    .replace(
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        "Via: SIP/2.0/[transport] 127.0.0.3:5999;branch=[branch];rport",
+    );
+    let sip = server.sip;
+    let call = std::thread::spawn(move || sipp_to(sip, &scenario, 1, &[]));
+    // Find our RTP port in the answer SIPp logged, then talk to it from the
+    // "real" address.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer SDP\n{}",
+            server.log()
+        );
+        let answered = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.starts_with(&format!("hotline-test-{}-sipp", std::process::id()))
+            })
+            .flat_map(|e| std::fs::read_dir(e.path()).into_iter().flatten().flatten())
+            .filter(|f| f.file_name().to_string_lossy().ends_with("_messages.log"))
+            .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+            .find(|log| log.contains("127.0.0.3:5999") && log.contains("SIP/2.0 200 OK"));
+        if let Some(log) = answered {
+            let answer = &log[log.find("SIP/2.0 200 OK").unwrap()..];
+            let line = answer
+                .lines()
+                .find(|l| l.starts_with("m=audio "))
+                .unwrap()
+                .to_string();
+            break line.split(' ').nth(1).unwrap().parse::<u16>().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let silence = [0xffu8; 160];
+    let mut packet = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+    packet.extend_from_slice(&silence);
+    for seq in 0..5u16 {
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        socket.send_to(&packet, ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let packets = capture_rtp(&socket, Duration::from_secs(2), Duration::from_millis(500));
+    let run = call.join().unwrap();
+    assert!(
+        run.success,
+        "responses did not follow rport: {}\n{}",
+        run.describe(),
+        server.log()
+    );
+    assert!(
+        packets.len() > 50,
+        "RTP did not latch to the real source: {} packets",
+        packets.len()
+    );
+    let heard: Vec<i16> = packets
+        .iter()
+        .flat_map(|(pt, p, _)| decode(*pt, p))
+        .collect();
+    assert!(best_envelope_correlation(&heard, &greeting_pcm()) > 0.9);
+}
+
+/// A 200 OK that is not ACKed is retransmitted (RFC 3261 timer G, doubling
+/// from T1 = 500 ms) until the ACK arrives. Raw UDP, since SIPp absorbs
+/// retransmissions itself.
+#[test]
+fn unacknowledged_200_is_retransmitted() {
+    let server = Server::start("retransmit", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = socket.local_addr().unwrap();
+    let sdp = offer_to(9, "0", "").replace('\n', "\r\n");
+    let invite = format!(
+        "INVITE sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrtx1\r\nFrom: <sip:a@{me}>;tag=rtx\r\nTo: <sip:12345@{dst}>\r\nCall-ID: rtx-{pid}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+        dst = server.sip,
+        pid = std::process::id(),
+        len = sdp.len(),
+    );
+    socket.send_to(invite.as_bytes(), server.sip).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut oks = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < Duration::from_millis(2200) {
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("SIP/2.0 200") {
+                oks.push((start.elapsed(), text));
+            }
+        }
+    }
+    // Sent at about 0, 0.5 and 1.5 s.
+    assert!(
+        oks.len() >= 3,
+        "200 sent {} times in 2.2 s\n{}",
+        oks.len(),
+        server.log()
+    );
+    let gap = oks[2].0 - oks[1].0;
+    assert!(
+        gap > Duration::from_millis(800),
+        "T2 doubling: second gap {gap:?}"
+    );
+    let to = oks[0]
+        .1
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .to_string();
+    let ack = format!(
+        "ACK sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrtx2\r\nFrom: <sip:a@{me}>;tag=rtx\r\n{to}\r\nCall-ID: rtx-{pid}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        dst = server.sip,
+        pid = std::process::id(),
+    );
+    socket.send_to(ack.as_bytes(), server.sip).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Acknowledged: no more retransmissions (RTP may still arrive at port 9,
+    // which is not this socket).
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1200)))
+        .unwrap();
+    while let Ok((n, _)) = socket.recv_from(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(
+            !text.starts_with("SIP/2.0 200"),
+            "200 still retransmitted after ACK"
+        );
+    }
+}

@@ -102,10 +102,23 @@ impl Server {
         config_path: PathBuf,
         env: &[(&str, &str)],
     ) -> Result<Server, String> {
+        let args = vec![
+            "serve".to_string(),
+            "--config".into(),
+            config_path.display().to_string(),
+        ];
+        Self::spawn_args(dir, config_path, &args, env)
+    }
+
+    /// Spawns the binary with these arguments in `dir`.
+    pub fn spawn_args(
+        dir: PathBuf,
+        config_path: PathBuf,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotline"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config_path)
+        cmd.args(args)
             .current_dir(&dir)
             .env("HOTLINE_LOG", "info,rsipstack=warn,sqlx=warn")
             .env_remove("DATABASE_URL")
