@@ -703,3 +703,55 @@ fn unacknowledged_200_is_retransmitted() {
         );
     }
 }
+
+/// RTCP: the server's sender reports arrive at RTP port + 1 and report the
+/// loss and jitter of what the caller sent.
+#[test]
+fn rtcp_reports_what_the_caller_lost() {
+    let server = Server::start("rtcp", &[("media", "rtcp_interval_secs = 1")]);
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let rtcp = UdpSocket::bind(("127.0.0.1", port + 1)).unwrap();
+    let call = RawCall::place(&server, port, "0", "");
+    // 100 packets, 20 ms apart, with 5 of them never sent.
+    let ssrc = 0x1234_5678;
+    for seq in 0..100u16 {
+        if !(40..45).contains(&seq) {
+            rtp.send_to(
+                &rtp_packet(ssrc, seq, u32::from(seq) * 160, &[0xff; 160]),
+                call.server_rtp,
+            )
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rtcp.set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let mut report = None;
+    while std::time::Instant::now() < deadline {
+        let Ok((n, _)) = rtcp.recv_from(&mut buf) else {
+            break;
+        };
+        assert_eq!(buf[1], 200, "expected a sender report, got PT {}", buf[1]);
+        let parsed = hotline::media::rtcp::parse_compound(&buf[..n]).expect("valid RTCP");
+        if let Some(r) = parsed.reports.into_iter().find(|r| r.ssrc == ssrc) {
+            if r.total_lost > 0 {
+                report = Some(r);
+                break;
+            }
+        }
+    }
+    let report = report.unwrap_or_else(|| panic!("no SR reporting our loss\n{}", server.log()));
+    assert_eq!(report.total_lost, 5);
+    assert!(
+        report.jitter < 8 * 20,
+        "jitter {} timestamp units",
+        report.jitter
+    );
+    call.bye();
+    let record = server.call_record(&call.call_id);
+    assert_eq!(record["rtp"]["lost"], 5, "{record}");
+    assert!(record["rtp"]["packets_in"].as_i64().unwrap() >= 95);
+}

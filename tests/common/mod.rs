@@ -614,3 +614,98 @@ pub fn sipp_call_id(run: &SippRun) -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| panic!("no Call-ID in SIPp trace:\n{messages}\n{}", run.describe()))
 }
+
+/// A call placed with hand-written SIP over a plain UDP socket, for tests
+/// that need exact control of every message.
+pub struct RawCall {
+    pub sip: UdpSocket,
+    pub server: SocketAddr,
+    pub call_id: String,
+    /// The server's To header (with its tag) from the 200.
+    pub to: String,
+    /// Where the server wants RTP, from its SDP answer.
+    pub server_rtp: SocketAddr,
+    pub answer: String,
+}
+
+impl RawCall {
+    /// INVITE with an SDP offer pointing at `rtp_port` on 127.0.0.1; waits
+    /// for the 200 and ACKs it.
+    pub fn place(server: &Server, rtp_port: u16, formats: &str, rtpmaps: &str) -> RawCall {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let me = sip.local_addr().unwrap();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let call_id = format!("raw-{}-{n}", std::process::id());
+        let sdp = offer_to(rtp_port, formats, rtpmaps).replace('\n', "\r\n");
+        let invite = format!(
+            "INVITE sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}i\r\nFrom: <sip:13800138000@{me}>;tag=raw\r\nTo: <sip:12345@{dst}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:13800138000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            dst = server.sip,
+            len = sdp.len(),
+        );
+        sip.send_to(invite.as_bytes(), server.sip).unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 4096];
+        let ok = loop {
+            let (len, _) = sip.recv_from(&mut buf).expect("no 200 to the raw INVITE");
+            let text = String::from_utf8_lossy(&buf[..len]).to_string();
+            if text.starts_with("SIP/2.0 200") {
+                break text;
+            }
+            assert!(text.starts_with("SIP/2.0 1"), "unexpected answer:\n{text}");
+        };
+        let to = ok
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .unwrap()
+            .to_string();
+        let port: u16 = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next()?.parse().ok())
+            .unwrap();
+        let call = RawCall {
+            server: server.sip,
+            call_id,
+            to,
+            server_rtp: SocketAddr::new(server.sip.ip(), port),
+            answer: ok,
+            sip,
+        };
+        call.request("ACK", 1);
+        call
+    }
+
+    /// Sends an in-dialog request with no body.
+    pub fn request(&self, method: &str, cseq: u32) {
+        let me = self.sip.local_addr().unwrap();
+        let msg = format!(
+            "{method} sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}{method}{cseq}\r\nFrom: <sip:13800138000@{me}>;tag=raw\r\n{to}\r\nCall-ID: {id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            dst = self.server,
+            id = self.call_id,
+            to = self.to,
+        );
+        self.sip.send_to(msg.as_bytes(), self.server).unwrap();
+    }
+
+    /// Hangs up and waits for the 200.
+    pub fn bye(&self) {
+        self.request("BYE", 2);
+        let mut buf = [0u8; 4096];
+        loop {
+            let (len, _) = self.sip.recv_from(&mut buf).expect("no answer to BYE");
+            if String::from_utf8_lossy(&buf[..len]).contains("CSeq: 2 BYE") {
+                return;
+            }
+        }
+    }
+}
+
+/// An RTP packet: PCMU, this SSRC, sequence and timestamp.
+pub fn rtp_packet(ssrc: u32, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80u8, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
