@@ -8,8 +8,10 @@
 //! Start reading at [`server`], which wires the rooms into a running service.
 
 pub mod api;
+pub mod calendar;
 pub mod call;
 pub mod config;
+pub mod ivr;
 pub mod media;
 pub mod report;
 pub mod server;

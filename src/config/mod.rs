@@ -39,11 +39,17 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-#[derive(Default)]
 pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub greeting: GreetingConfig,
+    pub ivr: IvrConfig,
+    /// Agent queues callers are routed to.
+    #[serde(rename = "queue")]
+    pub queues: Vec<QueueConfig>,
+    /// Outside lines: emergency services, utility hotlines, partner desks.
+    #[serde(rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
     pub http: HttpConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
@@ -115,6 +121,56 @@ pub struct GreetingConfig {
     pub idle_hangup_secs: u32,
 }
 
+/// `[ivr]`: where flows live and how they run.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IvrConfig {
+    /// Folder with `<flow>.yaml` files and `prompts/<language>/<name>.wav`.
+    pub flows_dir: PathBuf,
+    /// The flow a call to the hotline number enters.
+    pub main_flow: String,
+    /// The flow a caller enters after the agent hangs up.
+    pub survey_flow: String,
+    /// Prompt set used when a flow has not chosen one, and the fallback for
+    /// prompts missing in another language.
+    pub default_language: String,
+    /// Re-check and reload flows when a file in `flows_dir` changes.
+    pub watch: bool,
+    /// Prompt looped while a caller waits in a queue.
+    pub hold_prompt: String,
+    /// Local time zone for time-of-day branches, as a UTC offset.
+    pub utc_offset: String,
+    /// Folder with the working-day calendar, one `<year>.toml` per year.
+    pub calendar_dir: PathBuf,
+    /// Folder for voice messages left by callers.
+    pub recordings_dir: PathBuf,
+    /// Numbers blocked after review (article 26); matched exactly.
+    pub blocked_numbers: Vec<String>,
+    /// Longest a call may stay in the IVR and on hold, in seconds.
+    pub max_call_secs: u32,
+}
+
+/// One `[[queue]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One `[[trunk]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// What flows and agents call it: `110`, `119`, `water`, ...
+    pub name: String,
+    /// Where calls go, e.g. `sip:110@127.0.0.1:5110`.
+    pub uri: String,
+    #[serde(default)]
+    pub description: String,
+}
+
 /// `[http]`: the API listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -141,6 +197,22 @@ pub struct StoreConfig {
 pub struct ShutdownConfig {
     /// Seconds calls in progress may run on after SIGTERM before they get BYE.
     pub drain_grace_secs: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            greeting: GreetingConfig::default(),
+            ivr: IvrConfig::default(),
+            queues: default_queues(),
+            trunks: default_trunks(),
+            http: HttpConfig::default(),
+            store: StoreConfig::default(),
+            shutdown: ShutdownConfig::default(),
+        }
+    }
 }
 
 impl Default for SipConfig {
@@ -185,6 +257,72 @@ impl Default for GreetingConfig {
             idle_hangup_secs: 30,
         }
     }
+}
+
+impl Default for IvrConfig {
+    fn default() -> Self {
+        IvrConfig {
+            flows_dir: "ivr-flows".into(),
+            main_flow: "main".into(),
+            survey_flow: "survey".into(),
+            default_language: "cmn".into(),
+            watch: true,
+            hold_prompt: "hold_music".into(),
+            utc_offset: "+08:00".into(),
+            calendar_dir: "sip-config/calendar".into(),
+            recordings_dir: "data/recordings".into(),
+            blocked_numbers: vec![],
+            max_call_secs: 3600,
+        }
+    }
+}
+
+fn queue(name: &str, description: &str) -> QueueConfig {
+    QueueConfig {
+        name: name.into(),
+        description: description.into(),
+    }
+}
+
+fn trunk(name: &str, port: u16, description: &str) -> TrunkConfig {
+    TrunkConfig {
+        name: name.into(),
+        uri: format!("sip:{name}@127.0.0.1:{port}"),
+        description: description.into(),
+    }
+}
+
+/// The queues that ship.
+pub fn default_queues() -> Vec<QueueConfig> {
+    vec![
+        queue(
+            "emergency",
+            "Water, power, gas, heating and disaster appeals (article 10)",
+        ),
+        queue(
+            "general",
+            "Consultation, help, complaints, reports and suggestions",
+        ),
+        queue("enterprise", "Business services desk (涉企专席)"),
+        queue(
+            "operator",
+            "Any agent: callers who pressed 0 or pressed nothing",
+        ),
+    ]
+}
+
+/// The trunks that ship; they point at loopback ports for testing.
+pub fn default_trunks() -> Vec<TrunkConfig> {
+    vec![
+        trunk("110", 5110, "Police"),
+        trunk("119", 5119, "Fire"),
+        trunk("120", 5120, "Ambulance"),
+        trunk("122", 5122, "Traffic police"),
+        trunk("water", 5200, "Water utility hotline"),
+        trunk("power", 5201, "Power utility hotline (95598)"),
+        trunk("gas", 5202, "Gas utility hotline"),
+        trunk("heating", 5203, "Heating utility hotline"),
+    ]
 }
 
 impl Default for HttpConfig {
@@ -308,6 +446,46 @@ impl Config {
         }
         if self.greeting.idle_hangup_secs == 0 {
             return Err(invalid("greeting.idle_hangup_secs", "must be at least 1"));
+        }
+        let ivr = &self.ivr;
+        if ivr.main_flow.is_empty() {
+            return Err(invalid("ivr.main_flow", "must name a flow"));
+        }
+        if ivr.default_language.is_empty() {
+            return Err(invalid(
+                "ivr.default_language",
+                "must name a prompt set, e.g. \"cmn\"",
+            ));
+        }
+        if crate::ivr::clock::parse_offset(&ivr.utc_offset).is_none() {
+            return Err(invalid("ivr.utc_offset", "must look like \"+08:00\""));
+        }
+        if ivr.max_call_secs == 0 {
+            return Err(invalid("ivr.max_call_secs", "must be at least 1"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for q in &self.queues {
+            if q.name.is_empty() || !names.insert(q.name.as_str()) {
+                return Err(invalid(
+                    "queue.name",
+                    format!("{:?} is empty or named twice", q.name),
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for t in &self.trunks {
+            if t.name.is_empty() || !names.insert(t.name.as_str()) {
+                return Err(invalid(
+                    "trunk.name",
+                    format!("{:?} is empty or named twice", t.name),
+                ));
+            }
+            if !(t.uri.starts_with("sip:") || t.uri.starts_with("sips:")) {
+                return Err(invalid(
+                    "trunk.uri",
+                    format!("{:?} is not a SIP URI", t.uri),
+                ));
+            }
         }
         let url = &self.store.database_url;
         if !(url.starts_with("sqlite:")
