@@ -736,11 +736,13 @@ fn rtcp_reports_what_the_caller_lost() {
         };
         assert_eq!(buf[1], 200, "expected a sender report, got PT {}", buf[1]);
         let parsed = hotline::media::rtcp::parse_compound(&buf[..n]).expect("valid RTCP");
-        if let Some(r) = parsed.reports.into_iter().find(|r| r.ssrc == ssrc) {
-            if r.total_lost > 0 {
-                report = Some(r);
-                break;
-            }
+        if let Some(r) = parsed
+            .reports
+            .into_iter()
+            .find(|r| r.ssrc == ssrc && r.total_lost > 0)
+        {
+            report = Some(r);
+            break;
         }
     }
     let report = report.unwrap_or_else(|| panic!("no SR reporting our loss\n{}", server.log()));
