@@ -5,4 +5,7 @@
 //! the simulator alike.
 
 pub mod clock;
+pub mod interpreter;
 pub mod model;
+pub mod say;
+pub mod simulate;
