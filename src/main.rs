@@ -1,4 +1,5 @@
-//! The `hotline` command: `serve` (the default), `config check`, `migrate`.
+//! The `hotline` command: `serve` (the default), `config check`,
+//! `flows check|schema|simulate`, `migrate`.
 
 use clap::{Parser, Subcommand};
 use hotline::server::{self, Overrides};
@@ -31,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Check IVR flows, or print their JSON Schema.
+    Flows {
+        #[command(subcommand)]
+        action: FlowsAction,
+    },
     /// Create or update the database schema and exit.
     Migrate {
         /// sqlite://path or postgres://...; defaults to the config's store.database_url.
@@ -45,6 +51,52 @@ enum Command {
 enum ConfigAction {
     /// Parse and validate; print the first error as `file: key: message`.
     Check { path: Option<PathBuf> },
+}
+
+#[derive(Subcommand, Debug)]
+enum FlowsAction {
+    /// Check a flows folder (default: the config's ivr.flows_dir) or one flow
+    /// file; print each problem as `file:line:col: message` and exit 1, or a
+    /// one-line summary.
+    Check {
+        /// A flows folder or a single `.yaml` flow (its folder's prompts and
+        /// other flows are used; only its own problems are reported).
+        path: Option<PathBuf>,
+        /// Configuration file with the queues and trunks flows may name;
+        /// without it, sip-config/hotline.toml if present, else the defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the flow format (ivr-flows/flow.schema.json).
+    Schema,
+    /// Run a flow with scripted keys on a virtual clock and print each step.
+    Simulate {
+        /// The flow to run, e.g. `main`.
+        flow: String,
+        /// Keys, comma-separated: `1,2`, `123#`; `T` lets a wait time out.
+        #[arg(long, default_value = "")]
+        digits: String,
+        /// Local time of the call, e.g. 2026-10-01T20:00+08:00 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The caller's number.
+        #[arg(long, default_value = "13800000000")]
+        caller: String,
+        /// Answer "yes" to repeat-caller checks (an open order in the window).
+        #[arg(long)]
+        open_order: bool,
+        /// Answer "yes" to blocked-number checks.
+        #[arg(long)]
+        blocked: bool,
+        /// Status code every order lookup finds (default: not found).
+        #[arg(long)]
+        order_status: Option<String>,
+        /// Flows folder (default: the config's ivr.flows_dir).
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -122,6 +174,7 @@ fn main() -> ExitCode {
             Some(Command::Config {
                 action: ConfigAction::Check { path },
             }) => check(path),
+            Some(Command::Flows { action }) => flows(action),
             Some(Command::Migrate {
                 database_url,
                 config,
@@ -151,8 +204,127 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn check(path: Option<PathBuf>) -> anyhow::Result<()> {
     let path = path.unwrap_or_else(|| PathBuf::from("sip-config/hotline.toml"));
     let config = hotline::config::Config::load(&path)?;
-    hotline::media::prompt::Prompt::load(&config.prompt_path())?;
+    let ctx = hotline::ivr::load::CheckContext::from_config(&config);
+    if let Err(problems) = hotline::ivr::load::load_dir(&config.ivr.flows_dir, &ctx) {
+        for p in &problems {
+            println!("{p}");
+        }
+        anyhow::bail!("{} problem(s) in the flows", problems.len());
+    }
     println!("{}: ok", path.display());
+    Ok(())
+}
+
+fn flows(action: FlowsAction) -> anyhow::Result<()> {
+    match action {
+        FlowsAction::Check { path, config } => flows_check(path, config),
+        FlowsAction::Schema => {
+            print!("{}", hotline::ivr::model::Flow::json_schema());
+            Ok(())
+        }
+        FlowsAction::Simulate {
+            flow,
+            digits,
+            at,
+            caller,
+            open_order,
+            blocked,
+            order_status,
+            flows,
+            config,
+        } => {
+            use hotline::ivr::simulate::{Answers, parse_at, parse_keys, run_cli};
+            let mut config = server::load_config(
+                default_config_path(config).as_deref(),
+                &Overrides::default(),
+            )?;
+            if let Some(dir) = flows {
+                config.ivr.flows_dir = dir;
+            }
+            let keys = parse_keys(&digits).map_err(|e| anyhow::anyhow!("--digits: {e}"))?;
+            let at = at
+                .map(|t| parse_at(&t))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--at: {e}"))?;
+            let answers = Answers {
+                open_order,
+                blocked,
+                order_status,
+            };
+            let lines = run_cli(&config, &flow, &keys, at, &caller, &answers)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `flows check`: diagnostics on stdout, a count on stderr and exit 1; or a
+/// summary line.
+fn flows_check(path: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    use hotline::ivr::load::{CheckContext, check_dir};
+    let config = server::load_config(
+        default_config_path(config).as_deref(),
+        &Overrides::default(),
+    )?;
+    let ctx = CheckContext::from_config(&config);
+    // The configured folder gets exactly the server's check, including the
+    // flows the config names; another folder, the checks of its own files.
+    let configured = path.is_none();
+    let path = path.unwrap_or_else(|| config.ivr.flows_dir.clone());
+    // One file: check its folder (for subflows and prompts), report its own.
+    let single = path.is_file();
+    let dir = match path.parent() {
+        Some(parent) if single && !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ if single => PathBuf::from("."),
+        _ => path.clone(),
+    };
+    if single && path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+        anyhow::bail!("{}: not a flow file (flows end in .yaml)", path.display());
+    }
+    let (set, mut diagnostics) = check_dir(&dir, &ctx);
+    if configured {
+        let missing = hotline::ivr::load::missing_required(&dir, &set, &diagnostics, &ctx);
+        diagnostics.extend(missing);
+    }
+    if single {
+        let own = dir.join(path.file_name().unwrap_or_default());
+        diagnostics.retain(|d| d.file == own);
+        for d in &mut diagnostics {
+            d.file = path.clone();
+        }
+    }
+    if !diagnostics.is_empty() {
+        for d in &diagnostics {
+            println!("{d}");
+        }
+        let n = diagnostics.len();
+        anyhow::bail!(
+            "{}: {n} problem{}",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let (flows, nodes) = if single {
+        let nodes = path
+            .file_stem()
+            .and_then(|s| set.flow(&s.to_string_lossy()))
+            .map_or(0, |f| f.nodes.len());
+        (1, nodes)
+    } else {
+        (set.flows.len(), set.node_count())
+    };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "{}: {}, {}, {} ({}): ok",
+        path.display(),
+        plural(flows, "flow"),
+        plural(nodes, "node"),
+        plural(set.prompts.len(), "prompt"),
+        set.prompts.languages().join(", ")
+    );
     Ok(())
 }
 

@@ -3,12 +3,14 @@
 //! drain on SIGTERM.
 //!
 //! [`Shared`] is what every call actor and API handler can see. Each call takes
-//! a snapshot of the config and prompt when it starts, so a reload changes new
-//! calls only. Next to read: [`crate::sip::listener`], then [`crate::call::actor`].
+//! a snapshot of the config and of the flows (with their prompts) when it
+//! starts, so a reload changes new calls only. Next to read: [`crate::sip::listener`], then [`crate::call::actor`].
 
+use crate::calendar::{Calendar, CalendarError};
 use crate::config::{Config, ConfigError};
+use crate::ivr::load::{CheckContext, Diagnostic, FlowSet, load_dir};
+use crate::ivr::stats::FlowStats;
 use crate::media::engine::{EngineConfig, MediaEngine};
-use crate::media::prompt::{Prompt, PromptError};
 use crate::report::metrics::Metrics;
 use crate::sip::admission::{Admission, Limits};
 use crate::store::Store;
@@ -79,8 +81,28 @@ pub fn load_config(
 pub enum ReloadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{} problem(s) in the flows; the running flows stay:\n{}", .0.len(), join(.0))]
+    Flows(Vec<Diagnostic>),
     #[error(transparent)]
-    Prompt(#[from] PromptError),
+    Calendar(#[from] CalendarError),
+}
+
+fn join(problems: &[Diagnostic]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The state of the flows as the API shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FlowsStatus {
+    /// Unix ms of the last successful load.
+    pub loaded_at: i64,
+    /// Problems of the last refused load (empty when it was accepted).
+    pub last_errors: Vec<String>,
+    pub last_error_at: Option<i64>,
 }
 
 /// What a reload changed.
@@ -93,7 +115,11 @@ pub struct ReloadOutcome {
 /// State shared by the SIP listener, call actors and API.
 pub struct Shared {
     pub config: ArcSwap<Config>,
-    pub prompt: ArcSwap<Prompt>,
+    /// The flows and prompts new calls get.
+    pub flows: ArcSwap<FlowSet>,
+    pub flows_status: Mutex<FlowsStatus>,
+    pub flow_stats: Arc<FlowStats>,
+    pub calendar: ArcSwap<Calendar>,
     config_path: Option<PathBuf>,
     overrides: Overrides,
     pub media: MediaEngine,
@@ -153,7 +179,38 @@ impl Shared {
         }
     }
 
-    /// Re-reads the config file and prompt; on any error the running ones stay.
+    /// Re-checks and reloads the flows folder; on any problem the running
+    /// flows stay and the problems are kept for `GET /api/v1/flows`.
+    pub fn reload_flows(&self) -> Result<(), ReloadError> {
+        let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
+        let config = self.config.load_full();
+        self.try_reload_flows(&config)
+    }
+
+    fn try_reload_flows(&self, config: &Config) -> Result<(), ReloadError> {
+        match load_dir(&config.ivr.flows_dir, &CheckContext::from_config(config)) {
+            Ok(set) => {
+                self.flows.store(Arc::new(set));
+                let mut status = self.flows_status.lock().expect("flows status");
+                status.loaded_at = crate::call::record::now_ms();
+                status.last_errors.clear();
+                tracing::info!(dir = %config.ivr.flows_dir.display(), "flows reloaded");
+                Ok(())
+            }
+            Err(problems) => {
+                let mut status = self.flows_status.lock().expect("flows status");
+                status.last_errors = problems.iter().map(|p| p.to_string()).collect();
+                status.last_error_at = Some(crate::call::record::now_ms());
+                for p in &problems {
+                    tracing::error!(problem = %p, "flow refused; the running flows stay");
+                }
+                Err(ReloadError::Flows(problems))
+            }
+        }
+    }
+
+    /// Re-reads the config file, the flows and the calendar; on any error the
+    /// running ones stay.
     pub fn reload(&self) -> Result<ReloadOutcome, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock().expect("reload lock");
         let result = self.try_reload();
@@ -172,7 +229,15 @@ impl Shared {
 
     fn try_reload(&self) -> Result<ReloadOutcome, ReloadError> {
         let new = load_config(self.config_path.as_deref(), &self.overrides)?;
-        let prompt = Prompt::load(&new.prompt_path())?;
+        // Everything is checked before anything is swapped.
+        let flows =
+            load_dir(&new.ivr.flows_dir, &CheckContext::from_config(&new)).map_err(|problems| {
+                let mut status = self.flows_status.lock().expect("flows status");
+                status.last_errors = problems.iter().map(|p| p.to_string()).collect();
+                status.last_error_at = Some(crate::call::record::now_ms());
+                ReloadError::Flows(problems)
+            })?;
+        let calendar = Calendar::load_dir(&new.ivr.calendar_dir)?;
         let old = self.config.load();
         let mut restart_required = Vec::new();
         let fixed: [(&'static str, bool); 6] = [
@@ -199,7 +264,13 @@ impl Shared {
             .lock()
             .expect("admission lock")
             .set_limits(admission_limits(&new));
-        self.prompt.store(Arc::new(prompt));
+        self.flows.store(Arc::new(flows));
+        {
+            let mut status = self.flows_status.lock().expect("flows status");
+            status.loaded_at = crate::call::record::now_ms();
+            status.last_errors.clear();
+        }
+        self.calendar.store(Arc::new(calendar));
         self.config.store(Arc::new(new));
         Ok(ReloadOutcome { restart_required })
     }
@@ -228,12 +299,16 @@ pub struct Running {
     writer_stop: CancellationToken,
     writer_task: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Dropped at stop, which ends the watch.
+    _watcher: Option<crate::ivr::watch::Watch>,
 }
 
 /// Starts everything; returns once all listeners are bound.
 pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow::Result<Running> {
     let config = load_config(config_path.as_deref(), &overrides)?;
-    let prompt = Prompt::load(&config.prompt_path())?;
+    let flows = load_dir(&config.ivr.flows_dir, &CheckContext::from_config(&config))
+        .map_err(|problems| anyhow::anyhow!("{}", ReloadError::Flows(problems)))?;
+    let calendar = Calendar::load_dir(&config.ivr.calendar_dir)?;
     let store = Store::connect(&config.store.database_url).await?;
 
     let jitter_frames = (config.media.jitter_buffer_ms / 20) as usize;
@@ -247,9 +322,11 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         rtcp_interval: Duration::from_secs(config.media.rtcp_interval_secs.into()),
     })?;
     let writer_counters = Arc::new(WriterCounters::default());
+    let flow_stats = Arc::new(FlowStats::default());
     let metrics = Arc::new(Metrics::new(
         media.counters().clone(),
         writer_counters.clone(),
+        flow_stats.clone(),
     ));
     let writer_stop = CancellationToken::new();
     let (records, writer_task) = writer::spawn(
@@ -273,7 +350,13 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     let shared = Arc::new(Shared {
         admission: Mutex::new(Admission::new(admission_limits(&config))),
         config: ArcSwap::from_pointee(config),
-        prompt: ArcSwap::from_pointee(prompt),
+        flows: ArcSwap::from_pointee(flows),
+        flows_status: Mutex::new(FlowsStatus {
+            loaded_at: crate::call::record::now_ms(),
+            ..FlowsStatus::default()
+        }),
+        flow_stats,
+        calendar: ArcSwap::from_pointee(calendar),
         config_path,
         overrides,
         media,
@@ -301,6 +384,11 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         }
     }));
     wait_for_tcp(sip_addr).await?;
+    let watcher = if shared.config.load().ivr.watch {
+        Some(crate::ivr::watch::spawn(shared.clone())?)
+    } else {
+        None
+    };
     tracing::info!(sip = %sip_addr, http = %http_addr, "hotline ready");
     Ok(Running {
         shared,
@@ -311,6 +399,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         writer_stop,
         writer_task,
         tasks,
+        _watcher: watcher,
     })
 }
 

@@ -336,15 +336,17 @@ Content-Length: 0
     assert_eq!(call["status"], 200);
 }
 
+/// The server hangs up: a number blocked after review hears the notice and
+/// gets BYE from the hotline.
 #[test]
-fn server_hangs_up_an_idle_caller() {
-    let server = Server::start("idle", &[("greeting", "idle_hangup_secs = 2")]);
+fn server_hangs_up_on_a_blocked_number() {
+    let server = Server::start("blocked", &[("ivr", "blocked_numbers = [\"13800138000\"]")]);
     let scenario = uac_scenario(Some(&offer("0", "")), "")
         .split("  <send retrans=\"500\"><![CDATA[\nBYE")
         .next()
         .unwrap()
         .to_string()
-        + r#"  <recv request="BYE"/>
+        + r#"  <recv request="BYE" timeout="30000"/>
   <send><![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -361,7 +363,16 @@ Content-Length: 0
     assert!(run.success, "{}\n{}", run.describe(), server.log());
     let call = server.call_record(&sipp_call_id(&run));
     assert_eq!(call["hangup_by"], "hotline", "{call}");
-    assert_eq!(call["end_reason"], "idle-timeout");
+    assert_eq!(call["end_reason"], "flow-hangup");
+    assert_eq!(call["final_action"], "hangup");
+    assert_eq!(call["flow"], "main");
+    let path: Vec<&str> = call["flow_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(path, ["main:check_blocked", "main:blocked_notice"]);
 }
 
 fn reinvite(direction: &str, port: u16, cseq: u32, check: &str) -> String {

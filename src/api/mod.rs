@@ -26,6 +26,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/calls", get(list_calls))
         .route("/api/v1/calls/{id}", get(get_call))
         .route("/api/v1/admin/reload", post(reload))
+        .route("/api/v1/flows", get(list_flows))
+        .route("/api/v1/flows/{name}/stats", get(flow_stats))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -186,6 +188,63 @@ async fn reload(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError>
             e.to_string(),
         )),
     }
+}
+
+async fn list_flows(State(shared): State<Arc<Shared>>) -> Response {
+    let set = shared.flows.load_full();
+    let status = shared.flows_status.lock().expect("flows status").clone();
+    let flows: Vec<_> = set
+        .flows
+        .values()
+        .map(|f| {
+            json!({
+                "name": f.flow.name,
+                "description": f.flow.description,
+                "file": f.file.display().to_string(),
+                "hash": f.hash,
+                "nodes": f.flow.nodes.len(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "flows": flows,
+        "default_language": set.default_language,
+        "languages": set.prompts.languages(),
+        "prompts": set.prompts.len(),
+        "loaded_at": crate::call::record::format_ms(status.loaded_at),
+        "last_errors": status.last_errors,
+        "last_error_at": status.last_error_at.map(crate::call::record::format_ms),
+    }))
+    .into_response()
+}
+
+async fn flow_stats(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let set = shared.flows.load_full();
+    let counted = shared.flow_stats.flow(&name);
+    let Some(flow) = set.flow(&name) else {
+        if counted.is_none() {
+            return Err(ApiError::status(
+                StatusCode::NOT_FOUND,
+                format!("no flow named {name:?}"),
+            ));
+        }
+        return Ok(Json(json!({"flow": name, "nodes": counted})).into_response());
+    };
+    // Every node of the running version, counted or not, in file order;
+    // counts of nodes an edit removed follow them.
+    let mut counted = counted.unwrap_or_default();
+    let mut nodes = serde_json::Map::new();
+    for node in &flow.nodes {
+        let c = counted.remove(&node.id).unwrap_or_default();
+        nodes.insert(node.id.clone(), serde_json::to_value(c).unwrap_or_default());
+    }
+    for (id, c) in counted {
+        nodes.insert(id, serde_json::to_value(c).unwrap_or_default());
+    }
+    Ok(Json(json!({"flow": name, "hash": set.hash(&name), "nodes": nodes})).into_response())
 }
 
 #[cfg(test)]

@@ -4,14 +4,15 @@
 //! the timers. Everything reaches it as a message: dialog states from
 //! rsipstack (ACK, re-INVITE, UPDATE, INFO, BYE, CANCEL), media events from
 //! the stream (digits, a silent peer), timer expiries and the server's
-//! "hang up now". Until IVR flows land, 12345 plays the greeting in a loop,
-//! collects digits and hangs up when the caller stays quiet.
+//! "hang up now". Once answered, the call runs the main IVR flow
+//! ([`super::ivr`]) on the flow version that was current when it arrived.
 
+use super::ivr::{IvrRun, Request as IvrRequest};
 use super::record::{CallRecord, RtpSummary, now_ms};
 use crate::config::Config;
+use crate::ivr::load::FlowSet;
 use crate::media::dtmf::parse_info_body;
 use crate::media::engine::{MediaEvent, OpenParams, StreamConfig, StreamHandle, StreamStats};
-use crate::media::prompt::Prompt;
 use crate::report::metrics::CallResult;
 use crate::server::Shared;
 use crate::sip::headers::{self, capabilities};
@@ -36,7 +37,8 @@ pub struct CallSetup {
     pub tx: Transaction,
     /// The config in force when the call arrived; the call keeps it.
     pub config: Arc<Config>,
-    pub prompt: Arc<Prompt>,
+    /// The flows (and prompts) current when the call arrived; the call keeps them.
+    pub flows: Arc<FlowSet>,
     /// The negotiated offer, or `None` for a late offer (INVITE without SDP).
     pub offer: Option<Negotiated>,
     pub timer: Option<Granted>,
@@ -57,7 +59,9 @@ pub struct CallSetup {
 enum End {
     CallerBye,
     Cancelled,
-    IdleTimeout,
+    FlowHangup,
+    MaxDuration,
+    NoFlow,
     RtpTimeout,
     SessionExpired,
     Shutdown,
@@ -72,7 +76,9 @@ impl End {
         match self {
             End::CallerBye => "caller-bye",
             End::Cancelled => "cancelled",
-            End::IdleTimeout => "idle-timeout",
+            End::FlowHangup => "flow-hangup",
+            End::MaxDuration => "max-duration",
+            End::NoFlow => "no-flow",
             End::RtpTimeout => "rtp-timeout",
             End::SessionExpired => "session-expired",
             End::Shutdown => "shutdown",
@@ -87,7 +93,9 @@ impl End {
     fn by_hotline(self) -> bool {
         matches!(
             self,
-            End::IdleTimeout
+            End::FlowHangup
+                | End::MaxDuration
+                | End::NoFlow
                 | End::RtpTimeout
                 | End::SessionExpired
                 | End::Shutdown
@@ -117,7 +125,8 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
 struct Call<'a> {
     shared: &'a Shared,
     config: Arc<Config>,
-    prompt: Arc<Prompt>,
+    flows: Arc<FlowSet>,
+    ivr: Option<IvrRun>,
     dialog: InviteDialog,
     states: UnboundedReceiver<DialogState>,
     media_events: UnboundedReceiver<MediaEvent>,
@@ -127,7 +136,6 @@ struct Call<'a> {
     timer: Option<Granted>,
     refreshed_at: Instant,
     digits: String,
-    idle_deadline: Instant,
     answered_at: Option<i64>,
     status: u16,
     record: CallRecord,
@@ -138,7 +146,7 @@ impl<'a> Call<'a> {
         let CallSetup {
             mut tx,
             config,
-            prompt,
+            flows,
             offer,
             timer,
             timer_request,
@@ -166,6 +174,7 @@ impl<'a> Call<'a> {
             codec: None,
             digits: String::new(),
             rtp: RtpSummary::default(),
+            ..CallRecord::default()
         };
         let (state_tx, states) = shared.dialogs.new_dialog_state_channel();
         let contact = contact_uri(
@@ -208,7 +217,6 @@ impl<'a> Call<'a> {
             // With a late offer nothing is sent until the ACK's answer.
             send: offer.as_ref().is_some_and(|n| n.local_direction.sends()),
             expect_rtp: offer.as_ref().is_some_and(|n| n.remote_direction.sends()),
-            prompt: Some(prompt.clone()),
         };
         let stream = match shared.media.open(OpenParams {
             config: stream_config,
@@ -244,7 +252,8 @@ impl<'a> Call<'a> {
                 version: 1,
             },
             config,
-            prompt,
+            flows,
+            ivr: None,
             dialog,
             states,
             media_events,
@@ -253,7 +262,6 @@ impl<'a> Call<'a> {
             timer,
             refreshed_at: now,
             digits: String::new(),
-            idle_deadline: now,
             answered_at: None,
             status: 0,
             record,
@@ -307,7 +315,10 @@ impl<'a> Call<'a> {
         self.answered_at = Some(now_ms());
         let now = Instant::now();
         self.refreshed_at = now;
-        self.idle_deadline = now + self.idle_limit();
+        let max_end = now + Duration::from_secs(self.config.ivr.max_call_secs.into());
+        if let Some(end) = self.start_ivr(now) {
+            return end;
+        }
 
         loop {
             let timer_due = self.timer.map(|t| t.due(self.refreshed_at.into_std()));
@@ -315,6 +326,11 @@ impl<'a> Call<'a> {
                 Some(Due::Refresh(at) | Due::Expire(at)) => Instant::from_std(at),
                 None => far_future(),
             };
+            let ivr_at = self
+                .ivr
+                .as_ref()
+                .and_then(IvrRun::deadline)
+                .unwrap_or_else(far_future);
             tokio::select! {
                 state = self.states.recv() => {
                     let Some(state) = state else { return End::Other };
@@ -322,16 +338,38 @@ impl<'a> Call<'a> {
                         return end;
                     }
                 }
-                event = self.media_events.recv() => match event {
-                    Some(MediaEvent::Digit(d)) => self.on_digit(d),
-                    Some(MediaEvent::RtpTimeout) => {
-                        tracing::info!("no RTP from the caller: hanging up");
-                        return self.hang_up(End::RtpTimeout);
+                event = self.media_events.recv() => {
+                    let request = match event {
+                        Some(MediaEvent::Digit(d)) => self.on_digit(d),
+                        Some(MediaEvent::PlaybackDone(id)) => self.with_ivr(|ivr, s| ivr.playback_done(id, s)),
+                        Some(MediaEvent::Recorded(samples)) => match (&mut self.ivr, &self.stream) {
+                            (Some(ivr), Some(stream)) => ivr.recorded(samples, stream).await,
+                            _ => IvrRequest::Continue,
+                        },
+                        Some(MediaEvent::RtpTimeout) => {
+                            tracing::info!("no RTP from the caller: hanging up");
+                            return self.hang_up(End::RtpTimeout);
+                        }
+                        None => IvrRequest::Continue,
+                    };
+                    if request == IvrRequest::Hangup {
+                        return self.hang_up(End::FlowHangup);
                     }
-                    None => {}
-                },
-                _ = tokio::time::sleep_until(self.idle_deadline) => {
-                    return self.hang_up(End::IdleTimeout);
+                }
+                answer = recv_answer(&mut self.ivr) => {
+                    if let Some(answer) = answer
+                        && self.with_ivr(|ivr, s| ivr.answer(answer, s)) == IvrRequest::Hangup
+                    {
+                        return self.hang_up(End::FlowHangup);
+                    }
+                }
+                _ = tokio::time::sleep_until(ivr_at) => {
+                    if self.with_ivr(IvrRun::timeout) == IvrRequest::Hangup {
+                        return self.hang_up(End::FlowHangup);
+                    }
+                }
+                _ = tokio::time::sleep_until(max_end) => {
+                    return self.hang_up(End::MaxDuration);
                 }
                 _ = tokio::time::sleep_until(timer_at) => match timer_due {
                     Some(Due::Refresh(_)) => {
@@ -348,14 +386,41 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn idle_limit(&self) -> Duration {
-        Duration::from_secs(self.config.greeting.idle_hangup_secs.into())
+    /// Enters the main flow; returns an end when there is none to enter.
+    fn start_ivr(&mut self, now: Instant) -> Option<End> {
+        let Some(stream) = &self.stream else {
+            return Some(End::Other);
+        };
+        let Some(mut ivr) = IvrRun::start(
+            self.flows.clone(),
+            self.config.clone(),
+            self.shared.flow_stats.clone(),
+            self.shared.store.clone(),
+            self.shared.calendar.load_full(),
+            &self.record.call_id,
+            &self.record.caller,
+            now,
+        ) else {
+            tracing::error!(flow = %self.config.ivr.main_flow, "main flow missing: hanging up");
+            return Some(self.hang_up(End::NoFlow));
+        };
+        let request = ivr.pump(stream);
+        self.ivr = Some(ivr);
+        (request == IvrRequest::Hangup).then(|| self.hang_up(End::FlowHangup))
     }
 
-    fn on_digit(&mut self, digit: char) {
+    /// Runs `f` on the IVR and the stream, when both are there.
+    fn with_ivr(&mut self, f: impl FnOnce(&mut IvrRun, &StreamHandle) -> IvrRequest) -> IvrRequest {
+        match (&mut self.ivr, &self.stream) {
+            (Some(ivr), Some(stream)) => f(ivr, stream),
+            _ => IvrRequest::Continue,
+        }
+    }
+
+    fn on_digit(&mut self, digit: char) -> IvrRequest {
         tracing::info!(%digit, "DTMF");
         self.digits.push(digit);
-        self.idle_deadline = Instant::now() + self.idle_limit();
+        self.with_ivr(|ivr, s| ivr.digit(digit, s))
     }
 
     /// Handles one dialog state; returns the end when the call is over.
@@ -365,7 +430,7 @@ impl<'a> Call<'a> {
                 return self.on_late_answer().await;
             }
             DialogState::Updated(_, req, handle) => self.on_modify(req, handle).await,
-            DialogState::Info(_, req, handle) => self.on_info(req, handle).await,
+            DialogState::Info(_, req, handle) => return self.on_info(req, handle).await,
             DialogState::Options(_, _, handle) => {
                 handle
                     .respond(StatusCode::OK, Some(capabilities()), None)
@@ -486,13 +551,13 @@ impl<'a> Call<'a> {
                 remote_rtcp: n.remote_rtcp,
                 send: n.local_direction.sends(),
                 expect_rtp: n.remote_direction.sends(),
-                prompt: Some(self.prompt.clone()),
             });
         }
         self.negotiated = Some(n);
     }
 
-    async fn on_info(&mut self, req: Request, handle: TransactionHandle) {
+    /// SIP INFO: a DTMF digit (or a probe); returns an end if the flow hangs up.
+    async fn on_info(&mut self, req: Request, handle: TransactionHandle) -> Option<End> {
         let content_type = headers::content_type(&req);
         match parse_info_body(&content_type, &req.body) {
             Some(digit) => {
@@ -500,8 +565,10 @@ impl<'a> Call<'a> {
                     .metrics
                     .dtmf_info_digits
                     .fetch_add(1, Ordering::Relaxed);
-                self.on_digit(digit);
                 handle.reply(StatusCode::OK).await.ok();
+                if self.on_digit(digit) == IvrRequest::Hangup {
+                    return Some(self.hang_up(End::FlowHangup));
+                }
             }
             None if content_type.starts_with("application/dtmf") => {
                 handle.reply(StatusCode::BadRequest).await.ok();
@@ -518,6 +585,7 @@ impl<'a> Call<'a> {
                     .ok();
             }
         }
+        None
     }
 
     /// RFC 4028 refresh when we are the refresher; false if it failed.
@@ -591,7 +659,30 @@ impl<'a> Call<'a> {
         record.status = if self.status == 0 { 500 } else { self.status };
         record.codec = self.negotiated.as_ref().map(|n| n.law.name().to_owned());
         record.digits = std::mem::take(&mut self.digits);
+        if let Some(ivr) = self.ivr.take() {
+            if !end.by_hotline() {
+                ivr.caller_left();
+            }
+            let r = ivr.into_record();
+            record.flow = r.flow;
+            record.flow_hash = r.flow_hash;
+            record.flow_path = r.path;
+            record.final_action = r.final_action;
+            record.queue = r.queue;
+            record.survey_score = r.survey_score;
+            record.callback_requested = r.callback_requested;
+            record.recording = r.recording;
+            record.language = r.language;
+        }
         finish_record(record, end, Some(stats), self.shared, result)
+    }
+}
+
+/// The next lookup answer, or never when there is no IVR.
+async fn recv_answer(ivr: &mut Option<IvrRun>) -> Option<crate::ivr::interpreter::Answer> {
+    match ivr {
+        Some(ivr) => ivr.answers.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,4 +4,5 @@
 //! record (CDR) it leaves behind.
 
 pub mod actor;
+pub mod ivr;
 pub mod record;

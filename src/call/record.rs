@@ -32,6 +32,21 @@ pub struct CallRecord {
     /// DTMF digits in the order received, from RTP events and SIP INFO.
     pub digits: String,
     pub rtp: RtpSummary,
+    /// The flow the call entered and its content hash (the version).
+    pub flow: Option<String>,
+    pub flow_hash: Option<String>,
+    /// `flow:node` ids in the order the call entered them.
+    pub flow_path: Vec<String>,
+    /// `queue:<name>:<priority>`, `transfer:<target>` or `hangup`.
+    pub final_action: Option<String>,
+    pub queue: Option<String>,
+    /// Satisfaction rating from a survey node.
+    pub survey_score: Option<u8>,
+    pub callback_requested: bool,
+    /// Path of the caller's voice message, if one was recorded.
+    pub recording: Option<String>,
+    /// Prompt language at the end of the call.
+    pub language: Option<String>,
 }
 
 /// RTP figures for the call record.

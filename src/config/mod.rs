@@ -42,7 +42,6 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
-    pub greeting: GreetingConfig,
     pub ivr: IvrConfig,
     /// Agent queues callers are routed to.
     #[serde(rename = "queue")]
@@ -106,19 +105,6 @@ pub struct MediaConfig {
     pub rtp_timeout_secs: u32,
     /// Seconds between RTCP reports.
     pub rtcp_interval_secs: u32,
-}
-
-/// `[greeting]`: what 12345 does until IVR flows land: play a prompt in a loop,
-/// collect digits, hang up when the caller goes quiet.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GreetingConfig {
-    /// Folder with flows and prompts.
-    pub flows_dir: PathBuf,
-    /// Prompt file, relative to `flows_dir`.
-    pub prompt: PathBuf,
-    /// Hang up after this many seconds without a keypress.
-    pub idle_hangup_secs: u32,
 }
 
 /// `[ivr]`: where flows live and how they run.
@@ -204,7 +190,6 @@ impl Default for Config {
         Config {
             sip: SipConfig::default(),
             media: MediaConfig::default(),
-            greeting: GreetingConfig::default(),
             ivr: IvrConfig::default(),
             queues: default_queues(),
             trunks: default_trunks(),
@@ -245,16 +230,6 @@ impl Default for MediaConfig {
             jitter_buffer_ms: 60,
             rtp_timeout_secs: 30,
             rtcp_interval_secs: 5,
-        }
-    }
-}
-
-impl Default for GreetingConfig {
-    fn default() -> Self {
-        GreetingConfig {
-            flows_dir: "ivr-flows".into(),
-            prompt: "prompts/greeting.wav".into(),
-            idle_hangup_secs: 30,
         }
     }
 }
@@ -444,9 +419,6 @@ impl Config {
         if m.workers > 256 {
             return Err(invalid("media.workers", "must be 0 (one per core) to 256"));
         }
-        if self.greeting.idle_hangup_secs == 0 {
-            return Err(invalid("greeting.idle_hangup_secs", "must be at least 1"));
-        }
         let ivr = &self.ivr;
         if ivr.main_flow.is_empty() {
             return Err(invalid("ivr.main_flow", "must name a flow"));
@@ -507,11 +479,6 @@ impl Config {
             ));
         }
         Ok(())
-    }
-
-    /// The greeting prompt's path.
-    pub fn prompt_path(&self) -> PathBuf {
-        self.greeting.flows_dir.join(&self.greeting.prompt)
     }
 
     /// Ports usable for RTP (even numbers only; RTCP takes the odd one above).
@@ -580,10 +547,7 @@ mod tests {
                 "[store]\ndatabase_url = \"mysql://x\"",
                 "store.database_url",
             ),
-            (
-                "[greeting]\nidle_hangup_secs = 0",
-                "greeting.idle_hangup_secs",
-            ),
+            ("[ivr]\nmax_call_secs = 0", "ivr.max_call_secs"),
         ];
         for (text, key) in cases {
             let err = Config::parse(text, Path::new("x")).unwrap_err();

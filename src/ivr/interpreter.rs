@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// The reserved transition target that returns from a subflow.
-pub const RETURN: &str = "@return";
+pub use super::model::RETURN;
 
 /// Where the interpreter finds flows by name (for `subflow`).
 pub trait FlowSource: Send + Sync {
@@ -93,15 +92,17 @@ pub enum Action {
         max_secs: u32,
     },
     StopRecording,
-    /// The caller waits for an agent.
+    /// The caller waits for an agent, hearing `prompts` first.
     Queue {
         queue: String,
         skills: Vec<String>,
         priority: u8,
+        prompts: Vec<PromptRef>,
     },
-    /// The call goes to a trunk or number.
+    /// The call goes to a trunk or number, after `prompts`.
     Transfer {
         target: String,
+        prompts: Vec<PromptRef>,
     },
     /// A survey rating to store on the call record.
     SurveyScore(u8),
@@ -336,20 +337,23 @@ impl Interpreter {
     }
 
     fn finish(&mut self, outcome: Outcome) {
+        // Queueing and transfer happen at once: their prompts are heard while
+        // the call already waits (an agent may answer during them).
+        let (skills, prompts) = match &self.current().kind {
+            NodeKind::Queue(q) => (q.skills.clone(), self.prompts(&q.prompts)),
+            NodeKind::Transfer(t) => (vec![], self.prompts(&t.prompts)),
+            _ => (vec![], vec![]),
+        };
         self.actions.push_back(match &outcome {
-            Outcome::Queue { queue, priority } => {
-                let skills = match &self.current().kind {
-                    NodeKind::Queue(q) => q.skills.clone(),
-                    _ => vec![],
-                };
-                Action::Queue {
-                    queue: queue.clone(),
-                    skills,
-                    priority: *priority,
-                }
-            }
+            Outcome::Queue { queue, priority } => Action::Queue {
+                queue: queue.clone(),
+                skills,
+                priority: *priority,
+                prompts,
+            },
             Outcome::Transfer { target } => Action::Transfer {
                 target: target.clone(),
+                prompts,
             },
             Outcome::Hangup => Action::Hangup,
         });
@@ -470,19 +474,13 @@ impl Interpreter {
                 self.language = l.language.clone();
                 self.leave("next", &l.next, now);
             }
-            NodeKind::Queue(q) => {
-                let outcome = Outcome::Queue {
-                    queue: q.queue.clone(),
-                    priority: q.priority,
-                };
-                self.play_then_finish(&q.prompts, outcome, now);
-            }
-            NodeKind::Transfer(t) => {
-                let outcome = Outcome::Transfer {
-                    target: t.target.clone(),
-                };
-                self.play_then_finish(&t.prompts, outcome, now);
-            }
+            NodeKind::Queue(q) => self.finish(Outcome::Queue {
+                queue: q.queue.clone(),
+                priority: q.priority,
+            }),
+            NodeKind::Transfer(t) => self.finish(Outcome::Transfer {
+                target: t.target.clone(),
+            }),
             NodeKind::Hangup(h) => self.play_then_finish(&h.prompts, Outcome::Hangup, now),
             NodeKind::CallbackRequest(c) => {
                 self.actions.push_back(Action::CallbackRequested);

@@ -38,6 +38,9 @@ pub struct Node {
     pub kind: NodeKind,
 }
 
+/// The transition target that returns from a subflow to its caller's `next`.
+pub const RETURN: &str = "@return";
+
 fn yes() -> bool {
     true
 }
@@ -360,10 +363,17 @@ impl NodeKind {
         }
     }
 
-    /// Every transition out of this node as (field path under the node,
-    /// target id). `operator` is the flow's operator node, reached from
-    /// menus implicitly.
+    /// Every transition out of this node to another node, as (field path
+    /// under the node, target id). [`RETURN`] (back from a subflow) leads to
+    /// no node and is left out; the operator, reached from menus implicitly,
+    /// is the checker's business.
     pub fn transitions(&self) -> Vec<(String, &str)> {
+        let mut out = self.all_transitions();
+        out.retain(|(_, target)| *target != RETURN);
+        out
+    }
+
+    fn all_transitions(&self) -> Vec<(String, &str)> {
         let mut out: Vec<(String, &str)> = Vec::new();
         match self {
             NodeKind::Play(n) => out.push(("next".into(), &n.next)),

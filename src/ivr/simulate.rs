@@ -165,6 +165,7 @@ pub fn simulate(
                     queue,
                     skills,
                     priority,
+                    prompts,
                 } => {
                     let skills = if skills.is_empty() {
                         String::new()
@@ -175,9 +176,23 @@ pub fn simulate(
                         "{} queue {queue} priority {priority}{skills}",
                         stamp(now)
                     ));
+                    let names: Vec<String> = prompts
+                        .iter()
+                        .map(|p| format!("{}/{}", p.language, p.name))
+                        .collect();
+                    if !names.is_empty() {
+                        run.lines.push(format!(
+                            "{} play {} then hold",
+                            stamp(now),
+                            names.join(" ")
+                        ));
+                    }
+                    run.prompts.extend(names);
                 }
-                Action::Transfer { target } => {
-                    run.lines.push(format!("{} transfer {target}", stamp(now)))
+                Action::Transfer { target, prompts } => {
+                    run.lines.push(format!("{} transfer {target}", stamp(now)));
+                    run.prompts
+                        .extend(prompts.iter().map(|p| format!("{}/{}", p.language, p.name)));
                 }
                 Action::Hangup => run.lines.push(format!("{} hang up", stamp(now))),
             }
@@ -233,6 +248,68 @@ pub fn simulate(
     };
     run.lines.push(format!("result: {end}"));
     Ok(run)
+}
+
+/// Parses `--at`: RFC 3339 with or without seconds
+/// (`2026-10-01T20:00+08:00`, `2026-10-01T20:00:00Z`).
+pub fn parse_at(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(t);
+    }
+    let (stamp, offset) = match text.rfind(['+', '-']).filter(|&i| i > 10) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => match text.strip_suffix('Z') {
+            Some(stamp) => (stamp, "Z"),
+            None => (text, ""),
+        },
+    };
+    let with_seconds = format!("{stamp}:00{offset}");
+    time::OffsetDateTime::parse(&with_seconds, &Rfc3339)
+        .map_err(|_| format!("{text:?}: expected a time like 2026-10-01T20:00+08:00"))
+}
+
+/// `hotline flows simulate`: loads and checks the flows folder of `config`,
+/// then runs `flow` and returns the lines to print.
+pub fn run_cli(
+    config: &crate::config::Config,
+    flow: &str,
+    keys: &[Key],
+    at: Option<time::OffsetDateTime>,
+    caller: &str,
+    answers: &Answers,
+) -> Result<Vec<String>, String> {
+    use super::load::{CheckContext, load_dir};
+    let set = load_dir(&config.ivr.flows_dir, &CheckContext::from_config(config)).map_err(
+        |problems| {
+            let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            format!("the flows do not pass the check:\n{}", lines.join("\n"))
+        },
+    )?;
+    let calendar =
+        crate::calendar::Calendar::load_dir(&config.ivr.calendar_dir).map_err(|e| e.to_string())?;
+    let offset = super::clock::parse_offset(&config.ivr.utc_offset).unwrap_or(time::UtcOffset::UTC);
+    let wall_start = at.unwrap_or_else(|| time::OffsetDateTime::now_utc().to_offset(offset));
+    let facts = CallFacts {
+        caller: caller.to_owned(),
+        wall_start,
+        calendar: Arc::new(calendar),
+        default_language: config.ivr.default_language.clone(),
+    };
+    let mut map = std::collections::HashMap::new();
+    for (name, loaded) in &set.flows {
+        map.insert(name.clone(), loaded.flow.clone());
+    }
+    let run = simulate(Arc::new(map), flow, facts, keys, answers)?;
+    let mut lines = vec![format!(
+        "simulating {flow} at {} for caller {caller}",
+        wall_start
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    )];
+    lines.extend(run.lines);
+    lines.push(format!("path: {}", run.path.join(" > ")));
+    Ok(lines)
 }
 
 #[cfg(test)]
@@ -614,6 +691,23 @@ nodes:
         map.insert("l".to_string(), Arc::new(looping));
         let run = simulate(Arc::new(map), "l", facts(DAY), &[], &Answers::default()).unwrap();
         assert_eq!(run.outcome, Some(Outcome::Hangup));
+    }
+
+    #[test]
+    fn at_parses_with_or_without_seconds() {
+        assert_eq!(
+            parse_at("2026-10-01T20:00+08:00").unwrap(),
+            datetime!(2026-10-01 20:00 +08:00)
+        );
+        assert_eq!(
+            parse_at("2026-10-01T20:00:30Z").unwrap(),
+            datetime!(2026-10-01 20:00:30 UTC)
+        );
+        assert_eq!(
+            parse_at("2026-10-01T20:00Z").unwrap(),
+            datetime!(2026-10-01 20:00 UTC)
+        );
+        assert!(parse_at("tomorrow").is_err());
     }
 
     #[test]

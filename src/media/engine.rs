@@ -10,7 +10,7 @@
 
 use super::dtmf::DtmfDetector;
 use super::g711::Law;
-use super::jitter::{JitterBuffer, PushOutcome};
+use super::jitter::{JitterBuffer, Playout, PushOutcome};
 use super::prompt::Prompt;
 use super::rtcp::{
     ReceptionStats, build_receiver_report, build_sender_report, ntp_now_from_unix, parse_compound,
@@ -40,6 +40,10 @@ pub enum MediaEvent {
     Digit(char),
     /// The peer sent no RTP for the configured timeout.
     RtpTimeout,
+    /// Playlist `id` played to its end (not sent for stopped or looped lists).
+    PlaybackDone(u64),
+    /// A recording ended: 8 kHz samples of what the caller said.
+    Recorded(Vec<i16>),
 }
 
 /// The negotiated shape of a stream; changes on re-INVITE/UPDATE.
@@ -54,8 +58,6 @@ pub struct StreamConfig {
     pub send: bool,
     /// The peer sends media, so silence from it means it vanished.
     pub expect_rtp: bool,
-    /// What we play; `None` sends silence.
-    pub prompt: Option<Arc<Prompt>>,
 }
 
 /// Everything needed to open a stream.
@@ -109,6 +111,10 @@ pub struct EngineConfig {
 enum Command {
     Add(Box<Stream>),
     Update(u64, StreamConfig),
+    Play(u64, Playlist),
+    StopPlayback(u64),
+    Record(u64, usize),
+    StopRecording(u64),
     Close(u64, oneshot::Sender<StreamStats>),
     Shutdown,
 }
@@ -255,8 +261,34 @@ impl StreamHandle {
 
     /// Applies a renegotiated configuration (hold, new address, new codec).
     pub fn update(&self, config: StreamConfig) {
+        self.command(|id| Command::Update(id, config));
+    }
+
+    /// Plays a playlist from its start, replacing what was playing.
+    pub fn play(&self, list: Playlist) {
+        self.command(|id| Command::Play(id, list));
+    }
+
+    /// Stops playback (silence follows); no `PlaybackDone` is sent.
+    pub fn stop_playback(&self) {
+        self.command(Command::StopPlayback);
+    }
+
+    /// Records what the caller says, up to `max` long; the samples come back
+    /// as `MediaEvent::Recorded`.
+    pub fn record(&self, max: Duration) {
+        let samples = (max.as_millis() as usize) * 8;
+        self.command(|id| Command::Record(id, samples));
+    }
+
+    /// Ends a recording early.
+    pub fn stop_recording(&self) {
+        self.command(Command::StopRecording);
+    }
+
+    fn command(&self, make: impl FnOnce(u64) -> Command) {
         if let Some(engine) = &self.engine {
-            engine.send(self.worker, Command::Update(self.id, config));
+            engine.send(self.worker, make(self.id));
         }
     }
 
@@ -280,6 +312,46 @@ impl Drop for StreamHandle {
     }
 }
 
+/// Prompts to play in order. With `loop_from`, playback goes back to that
+/// prompt after the last one, for ever (a notice, then hold music).
+#[derive(Debug, Clone)]
+pub struct Playlist {
+    pub id: u64,
+    pub prompts: Vec<Arc<Prompt>>,
+    pub loop_from: Option<usize>,
+}
+
+struct Playing {
+    list: Playlist,
+    prompt: usize,
+    frame: usize,
+}
+
+impl Playing {
+    /// The next frame, or `None` at the end of a list that does not loop.
+    fn next_frame(&mut self, law: Law) -> Option<&[u8]> {
+        // Bounded: a list of empty prompts must not spin the media thread.
+        for _ in 0..=2 * self.list.prompts.len() {
+            let prompt = self.list.prompts.get(self.prompt)?;
+            if self.frame < prompt.frames() {
+                self.frame += 1;
+                return Some(prompt.frame(law, self.frame - 1));
+            }
+            self.frame = 0;
+            self.prompt += 1;
+            if self.prompt >= self.list.prompts.len() {
+                self.prompt = self.list.loop_from?;
+            }
+        }
+        None
+    }
+}
+
+struct Recording {
+    samples: Vec<i16>,
+    max: usize,
+}
+
 struct Stream {
     id: u64,
     port: u16,
@@ -301,7 +373,8 @@ struct Stream {
     timed_out: bool,
     next_rtcp: Instant,
     rtcp_interval: Duration,
-    prompt_pos: usize,
+    playing: Option<Playing>,
+    recording: Option<Recording>,
     /// Middle 32 bits of the peer's last SR NTP time, and when it came.
     last_sr: Option<(u32, Instant)>,
     stats: StreamStats,
@@ -348,7 +421,8 @@ impl Stream {
                 + config.rtcp_interval / 2
                 + Duration::from_millis(u64::from(port % 1000)),
             rtcp_interval: config.rtcp_interval,
-            prompt_pos: 0,
+            playing: None,
+            recording: None,
             last_sr: None,
             stats: StreamStats::default(),
             config: params.config,
@@ -450,22 +524,41 @@ impl Stream {
         rtcp_buf: &mut Vec<u8>,
         counters: &mut LocalCounters,
     ) {
-        // Playout: the frame is not used until a mixer consumes it, but pulling
-        // keeps the buffer's clock and its late/missing counts honest.
-        let _ = self.jitter.pop();
+        // Playout: one frame per tick whether or not anyone listens, which
+        // keeps the buffer's clock and its late/missing counts honest; a
+        // recording takes it (silence for a lost frame keeps the timing).
+        let law = self.config.law;
+        let heard = self.jitter.pop();
+        if let Some(rec) = &mut self.recording {
+            let start = rec.samples.len();
+            rec.samples.resize(start + FRAME_SAMPLES, 0);
+            if let Playout::Frame(frame) = heard {
+                law.decode_frame(frame, &mut rec.samples[start..]);
+            }
+            if rec.samples.len() >= rec.max {
+                let rec = self.recording.take().expect("just checked");
+                self.events.send(MediaEvent::Recorded(rec.samples)).ok();
+            }
+        }
 
+        let silence = [law.silence(); FRAME_SAMPLES];
+        let mut finished = None;
+        let payload: &[u8] = match &mut self.playing {
+            Some(playing) => match playing.next_frame(law) {
+                Some(frame) => frame,
+                None => {
+                    finished = Some(playing.list.id);
+                    &silence
+                }
+            },
+            None => &silence,
+        };
         let remote = self.config.remote_rtp;
         match (self.config.send, remote) {
             (true, Some(remote)) => {
                 if !self.was_sending {
                     self.packetizer.mark_next();
                 }
-                let silence = [self.config.law.silence(); FRAME_SAMPLES];
-                let payload = match &self.config.prompt {
-                    Some(prompt) => prompt.frame(self.config.law, self.prompt_pos),
-                    None => &silence[..],
-                };
-                self.prompt_pos = self.prompt_pos.wrapping_add(1);
                 let len = self.packetizer.write(payload, FRAME_SAMPLES as u32, out);
                 if len > 0 && self.rtp.send_to(&out[..len], remote).is_ok() {
                     self.stats.packets_out += 1;
@@ -479,6 +572,10 @@ impl Stream {
                 self.packetizer.skip(FRAME_SAMPLES as u32);
                 self.was_sending = false;
             }
+        }
+        if let Some(id) = finished {
+            self.playing = None;
+            self.events.send(MediaEvent::PlaybackDone(id)).ok();
         }
 
         if now >= self.next_rtcp {
@@ -668,9 +765,37 @@ impl Worker {
             match command {
                 Command::Add(stream) => self.add(*stream),
                 Command::Update(id, config) => {
-                    if let Some(stream) = self.by_id.get(&id).and_then(|&s| self.slots[s].as_mut())
-                    {
+                    if let Some(stream) = self.stream(id) {
                         stream.apply(config, now);
+                    }
+                }
+                Command::Play(id, list) => {
+                    if let Some(stream) = self.stream(id) {
+                        stream.playing = Some(Playing {
+                            list,
+                            prompt: 0,
+                            frame: 0,
+                        });
+                    }
+                }
+                Command::StopPlayback(id) => {
+                    if let Some(stream) = self.stream(id) {
+                        stream.playing = None;
+                    }
+                }
+                Command::Record(id, max_samples) => {
+                    if let Some(stream) = self.stream(id) {
+                        stream.recording = Some(Recording {
+                            samples: Vec::with_capacity(max_samples),
+                            max: max_samples,
+                        });
+                    }
+                }
+                Command::StopRecording(id) => {
+                    if let Some(stream) = self.stream(id)
+                        && let Some(rec) = stream.recording.take()
+                    {
+                        stream.events.send(MediaEvent::Recorded(rec.samples)).ok();
                     }
                 }
                 Command::Close(id, reply) => {
@@ -682,6 +807,11 @@ impl Worker {
             }
         }
         true
+    }
+
+    fn stream(&mut self, id: u64) -> Option<&mut Stream> {
+        let slot = *self.by_id.get(&id)?;
+        self.slots[slot].as_mut()
     }
 
     fn add(&mut self, mut stream: Stream) {
@@ -745,7 +875,6 @@ mod tests {
             remote_rtcp: None,
             send,
             expect_rtp: true,
-            prompt: Some(Arc::new(Prompt::from_pcm("t".into(), vec![1000; 1600]))),
         }
     }
 
@@ -776,6 +905,12 @@ mod tests {
                 cname: "t".into(),
             })
             .unwrap();
+        let tone = Arc::new(Prompt::from_pcm("t".into(), vec![1000; 1600]));
+        stream.play(Playlist {
+            id: 1,
+            prompts: vec![tone],
+            loop_from: Some(0),
+        });
         let sent = count_for(&peer, Duration::from_millis(400));
         assert!((15..=25).contains(&sent), "{sent} packets in 400 ms");
         stream.update(config(peer.local_addr().unwrap(), false));
@@ -789,6 +924,71 @@ mod tests {
         assert_eq!(ev, Some(MediaEvent::RtpTimeout));
         let stats = stream.close().await;
         assert!(stats.packets_out >= 15);
+        engine.shutdown();
+    }
+
+    #[tokio::test]
+    async fn playlist_ends_with_an_event_and_recording_returns_samples() {
+        let engine = engine();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream = engine
+            .open(OpenParams {
+                config: config(peer.local_addr().unwrap(), true),
+                events: tx,
+                cname: "t".into(),
+            })
+            .unwrap();
+        // Two prompts of 5 frames each: done after about 200 ms.
+        let short = Arc::new(Prompt::from_pcm("s".into(), vec![500; 800]));
+        let started = Instant::now();
+        stream.play(Playlist {
+            id: 7,
+            prompts: vec![short.clone(), short],
+            loop_from: None,
+        });
+        let ev = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap();
+        assert_eq!(ev, Some(MediaEvent::PlaybackDone(7)));
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(160) && took < Duration::from_millis(600),
+            "{took:?}"
+        );
+
+        // The peer talks (a 1 kHz-ish square in u-law); 300 ms are recorded.
+        stream.record(Duration::from_millis(300));
+        let me = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = SocketAddr::new("127.0.0.1".parse().unwrap(), stream.local_port());
+        let loud: Vec<u8> = (0..160)
+            .map(|i| if i % 8 < 4 { 0x80 } else { 0x00 })
+            .collect();
+        let sender = std::thread::spawn(move || {
+            for seq in 0..40u16 {
+                let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9];
+                p[2..4].copy_from_slice(&seq.to_be_bytes());
+                p[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                p.extend_from_slice(&loud);
+                me.send_to(&p, target).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let samples = loop {
+            match tokio::time::timeout(Duration::from_secs(3), rx.recv())
+                .await
+                .unwrap()
+            {
+                Some(MediaEvent::Recorded(samples)) => break samples,
+                Some(_) => continue,
+                None => panic!("stream gone"),
+            }
+        };
+        sender.join().unwrap();
+        assert_eq!(samples.len(), 2400);
+        let loud_samples = samples.iter().filter(|s| s.abs() > 1000).count();
+        assert!(loud_samples > 500, "recording is silent: {loud_samples}");
+        stream.close().await;
         engine.shutdown();
     }
 }

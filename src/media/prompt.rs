@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn shipped_greeting_is_valid() {
-        let p = Prompt::load(Path::new("ivr-flows/prompts/greeting.wav")).unwrap();
+        let p = Prompt::load(Path::new("ivr-flows/prompts/cmn/welcome.wav")).unwrap();
         assert!(p.frames() > 50);
         let err = Prompt::load(Path::new("ivr-flows/prompts/missing.wav")).unwrap_err();
         assert!(err.to_string().contains("missing.wav"));

@@ -4,6 +4,7 @@
 //! per tick); this module reads them all at scrape time through one
 //! prometheus-client `Collector`, so no metric costs anything between scrapes.
 
+use crate::ivr::stats::FlowStats;
 use crate::media::engine::MediaCounters;
 use crate::store::writer::WriterCounters;
 use prometheus_client::collector::Collector;
@@ -64,11 +65,16 @@ pub struct Metrics {
     pub reloads_failed: AtomicU64,
     pub media: Arc<MediaCounters>,
     pub writer: Arc<WriterCounters>,
+    pub flow_stats: Arc<FlowStats>,
 }
 
 impl Metrics {
     /// Metrics reading the given media and writer counters.
-    pub fn new(media: Arc<MediaCounters>, writer: Arc<WriterCounters>) -> Metrics {
+    pub fn new(
+        media: Arc<MediaCounters>,
+        writer: Arc<WriterCounters>,
+        flow_stats: Arc<FlowStats>,
+    ) -> Metrics {
         Metrics {
             active_calls: AtomicI64::new(0),
             calls: Default::default(),
@@ -77,6 +83,7 @@ impl Metrics {
             reloads_failed: AtomicU64::new(0),
             media,
             writer,
+            flow_stats,
         }
     }
 
@@ -227,8 +234,62 @@ impl Collector for Scrape {
             "Configuration reloads refused.",
             load(&m.reloads_failed),
         )?;
+        ivr_nodes(&mut e, &m.flow_stats)?;
         Ok(())
     }
+}
+
+/// Per-node IVR counts: where callers go and where they drop out.
+fn ivr_nodes(e: &mut DescriptorEncoder, stats: &FlowStats) -> std::fmt::Result {
+    use prometheus_client::metrics::MetricType;
+    let all = stats.snapshot();
+    {
+        let mut family = e.encode_descriptor(
+            "ivr_node_entered",
+            "Calls that entered an IVR node.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (flow, nodes) in &all {
+            for (node, c) in nodes {
+                let labels = [("flow", flow.as_str()), ("node", node.as_str())];
+                ConstCounter::new(c.entered).encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    {
+        let mut family = e.encode_descriptor(
+            "ivr_node_left",
+            "Calls that left an IVR node, by branch.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (flow, nodes) in &all {
+            for (node, c) in nodes {
+                for (via, n) in &c.left {
+                    let labels = [
+                        ("flow", flow.as_str()),
+                        ("node", node.as_str()),
+                        ("via", via.as_str()),
+                    ];
+                    ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+    }
+    let mut family = e.encode_descriptor(
+        "ivr_node_hangups",
+        "Callers who hung up at an IVR node.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (flow, nodes) in &all {
+        for (node, c) in nodes {
+            let labels = [("flow", flow.as_str()), ("node", node.as_str())];
+            ConstCounter::new(c.hung_up).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -237,7 +298,13 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let m = Arc::new(Metrics::new(Default::default(), Default::default()));
+        let m = Arc::new(Metrics::new(
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        ));
+        m.flow_stats.entered("main", "menu");
+        m.flow_stats.left("main", "menu", "1");
         m.call_ended(CallResult::Answered);
         m.call_ended(CallResult::Answered);
         m.active_calls.store(3, Ordering::Relaxed);
@@ -248,5 +315,13 @@ mod tests {
         );
         assert!(text.contains("hotline_active_calls 3"), "{text}");
         assert!(text.contains("hotline_rtp_packets_sent_total 0"), "{text}");
+        assert!(
+            text.contains("hotline_ivr_node_entered_total{flow=\"main\",node=\"menu\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hotline_ivr_node_left_total{flow=\"main\",node=\"menu\",via=\"1\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -288,7 +288,7 @@ fn on_invite(shared: &Arc<Shared>, tx: Transaction, local_addr: SocketAddr) {
     let setup = CallSetup {
         tx,
         config,
-        prompt: shared.prompt.load_full(),
+        flows: shared.flows.load_full(),
         offer,
         timer,
         timer_request: timer_req,
@@ -340,6 +340,7 @@ fn refuse(
         codec: None,
         digits: String::new(),
         rtp: RtpSummary::default(),
+        ..CallRecord::default()
     });
     reply(tx, status, extra);
 }

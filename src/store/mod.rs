@@ -50,8 +50,9 @@ pub struct Store {
 
 const COLUMNS: &str = "call_id, caller, callee, remote_addr, transport, started_at, answered_at, \
     ended_at, status, end_reason, hangup_by, codec, digits, packets_in, packets_out, octets_in, \
-    octets_out, packets_lost, packets_late, jitter_ms, peer_lost, peer_jitter_ms";
-const COLUMN_COUNT: usize = 22;
+    octets_out, packets_lost, packets_late, jitter_ms, peer_lost, peer_jitter_ms, flow, flow_hash, \
+    flow_path, final_action, queue, survey_score, callback_requested, recording, language";
+const COLUMN_COUNT: usize = 31;
 
 impl Store {
     /// Connects and brings the schema up to date.
@@ -158,7 +159,16 @@ impl Store {
                     .bind(r.rtp.late)
                     .bind(r.rtp.jitter_ms)
                     .bind(r.rtp.peer_lost)
-                    .bind(r.rtp.peer_jitter_ms);
+                    .bind(r.rtp.peer_jitter_ms)
+                    .bind(r.flow.clone())
+                    .bind(r.flow_hash.clone())
+                    .bind(serde_json::to_string(&r.flow_path).unwrap_or_default())
+                    .bind(r.final_action.clone())
+                    .bind(r.queue.clone())
+                    .bind(r.survey_score.map(i32::from))
+                    .bind(i32::from(r.callback_requested))
+                    .bind(r.recording.clone())
+                    .bind(r.language.clone());
             }
             q.execute(&mut *tx).await?;
         }
@@ -185,6 +195,29 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(row_to_record).transpose()
+    }
+
+    /// The status of an order, by its number.
+    pub async fn order_status(&self, order_no: &str) -> Result<Option<String>, StoreError> {
+        let status = sqlx::query_scalar("SELECT status FROM work_orders WHERE order_no = $1")
+            .bind(order_no.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(status)
+    }
+
+    /// Whether the caller has an order created since `since_ms` that is not
+    /// closed yet.
+    pub async fn has_open_order(&self, caller: &str, since_ms: i64) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM work_orders WHERE caller = $1 AND created_at >= $2 \
+             AND status NOT IN ('closed', 'archived')",
+        )
+        .bind(caller.to_owned())
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -220,6 +253,20 @@ fn row_to_record(row: &AnyRow) -> Result<CallRecord, StoreError> {
             peer_lost: row.try_get("peer_lost")?,
             peer_jitter_ms: row.try_get("peer_jitter_ms")?,
         },
+        flow: row.try_get("flow")?,
+        flow_hash: row.try_get("flow_hash")?,
+        flow_path: row
+            .try_get::<Option<String>, _>("flow_path")?
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or_default(),
+        final_action: row.try_get("final_action")?,
+        queue: row.try_get("queue")?,
+        survey_score: row
+            .try_get::<Option<i32>, _>("survey_score")?
+            .and_then(|n| u8::try_from(n).ok()),
+        callback_requested: row.try_get::<i32, _>("callback_requested")? != 0,
+        recording: row.try_get("recording")?,
+        language: row.try_get("language")?,
     })
 }
 

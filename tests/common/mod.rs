@@ -63,13 +63,29 @@ pub fn config_text(dir: &Path, sections: &[(&str, &str)]) -> String {
         ("media".into(), "bind_ip = \"127.0.0.1\"\n".into()),
         ("store".into(), format!("database_url = \"{db}\"\n")),
         (
-            "greeting".into(),
-            format!("flows_dir = \"{}\"\n", flows.display()),
+            "ivr".into(),
+            format!(
+                "flows_dir = \"{}\"\ncalendar_dir = \"{}\"\nrecordings_dir = \"{}\"\n",
+                flows.display(),
+                repo("sip-config/calendar").display(),
+                dir.join("recordings").display()
+            ),
         ),
     ];
     for (section, lines) in sections {
         match all.iter_mut().find(|(s, _)| s == section) {
             Some((_, body)) => {
+                // A key the test sets replaces the harness default.
+                for line in lines.lines() {
+                    if let Some((key, _)) = line.split_once('=') {
+                        let key = format!("{} =", key.trim());
+                        *body = body
+                            .lines()
+                            .filter(|l| !l.starts_with(&key))
+                            .map(|l| format!("{l}\n"))
+                            .collect();
+                    }
+                }
                 body.push_str(lines);
                 body.push('\n');
             }
@@ -492,7 +508,7 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 
 /// The shipped greeting, decoded.
 pub fn greeting_pcm() -> Vec<i16> {
-    hotline::media::prompt::Prompt::load(&repo("ivr-flows/prompts/greeting.wav"))
+    hotline::media::prompt::Prompt::load(&repo("ivr-flows/prompts/cmn/welcome.wav"))
         .unwrap()
         .pcm()
         .to_vec()
