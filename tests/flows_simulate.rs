@@ -266,3 +266,80 @@ fn simulation_is_deterministic_and_bad_input_is_explained() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope"));
 }
+
+fn simulate_at(digits: &str, at: &str) -> Sim {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .current_dir(repo)
+        .args(["flows", "simulate", "main", "--digits", digits, "--at", at])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Sim {
+        lines: String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// The business desk keeps office hours on working days; the statutory
+/// calendar decides what a working day is (holidays off, make-up days on).
+#[test]
+fn enterprise_desk_follows_office_hours_and_the_calendar() {
+    let cases = [
+        (
+            "2026-11-27T10:00+08:00",
+            "queue enterprise (priority 5)",
+            "Friday morning",
+        ),
+        (
+            "2026-11-27T08:29+08:00",
+            "queue general (priority 5)",
+            "before opening",
+        ),
+        (
+            "2026-11-27T17:30+08:00",
+            "queue general (priority 5)",
+            "at closing",
+        ),
+        (
+            "2026-11-27T20:00+08:00",
+            "queue general (priority 5)",
+            "Friday evening",
+        ),
+        (
+            "2026-11-28T10:00+08:00",
+            "queue general (priority 5)",
+            "Saturday",
+        ),
+        (
+            "2026-10-02T10:00+08:00",
+            "queue general (priority 5)",
+            "National Day holiday",
+        ),
+        (
+            "2026-10-10T10:00+08:00",
+            "queue enterprise (priority 5)",
+            "make-up working Saturday",
+        ),
+    ];
+    for (at, result, what) in cases {
+        let sim = simulate_at("1,3", at);
+        assert_eq!(
+            sim.result(),
+            result,
+            "{what} ({at})\n{}",
+            sim.lines.join("\n")
+        );
+        assert_eq!(
+            sim.played("enterprise_closed"),
+            result.contains("general"),
+            "{what}"
+        );
+    }
+}
