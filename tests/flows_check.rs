@@ -24,26 +24,7 @@ const PROMPTS: &[&str] = &[
 ];
 
 /// Prompts a `say` node needs.
-const SAY: &[&str] = &[
-    "digit_0",
-    "digit_1",
-    "digit_2",
-    "digit_3",
-    "digit_4",
-    "digit_5",
-    "digit_6",
-    "digit_7",
-    "digit_8",
-    "digit_9",
-    "ten",
-    "hundred",
-    "thousand",
-    "ten_thousand",
-    "hour",
-    "minute",
-    "queue_position_before",
-    "queue_position_after",
-];
+const SAY: &[&str] = hotline::ivr::validate::SAY_PROMPTS;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 

@@ -33,22 +33,6 @@ fn locate(heard: &[f64], prompt: &str, secs: f64) -> (usize, f64) {
     best
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        num += (x - ma) * (y - mb);
-        da += (x - ma) * (x - ma);
-        db += (y - mb) * (y - mb);
-    }
-    if da == 0.0 || db == 0.0 {
-        0.0
-    } else {
-        num / (da * db).sqrt()
-    }
-}
-
 /// Presses a key as RFC 4733 events from the caller's RTP socket.
 fn press(socket: &UdpSocket, to: std::net::SocketAddr, key: char, ts: u32, seq: &mut u16) {
     let event = match key {

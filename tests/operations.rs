@@ -9,24 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A call that stays up until the server sends BYE (then answers it).
 fn held_call_scenario() -> String {
-    uac_scenario(Some(&offer("0", "")), "")
-        .split("  <send retrans=\"500\"><![CDATA[\nBYE")
-        .next()
-        .unwrap()
-        .to_string()
-        + r#"  <recv request="BYE" timeout="60000"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"#
+    uac_until_server_bye(&offer("0", ""), 60_000)
 }
 
 /// Runs SIPp in the background.

@@ -341,24 +341,7 @@ Content-Length: 0
 #[test]
 fn server_hangs_up_on_a_blocked_number() {
     let server = Server::start("blocked", &[("ivr", "blocked_numbers = [\"13800138000\"]")]);
-    let scenario = uac_scenario(Some(&offer("0", "")), "")
-        .split("  <send retrans=\"500\"><![CDATA[\nBYE")
-        .next()
-        .unwrap()
-        .to_string()
-        + r#"  <recv request="BYE" timeout="30000"/>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-</scenario>
-"#;
+    let scenario = uac_until_server_bye(&offer("0", ""), 30_000);
     let run = sipp(&server, &scenario, 1, &[]);
     assert!(run.success, "{}\n{}", run.describe(), server.log());
     let call = server.call_record(&sipp_call_id(&run));

@@ -490,7 +490,8 @@ pub fn best_envelope_correlation(heard: &[i16], reference: &[i16]) -> f64 {
     best
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
+/// Pearson correlation of two equally long series.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len() as f64;
     let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
     let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
@@ -566,6 +567,31 @@ Content-Length: 0
 
 ]]></send>
   <recv response="200"/>
+</scenario>
+"#
+    )
+}
+
+/// A SIPp UAC scenario whose call stays up until the server sends BYE
+/// (answered with 200), waiting at most `timeout_ms` for it.
+pub fn uac_until_server_bye(sdp: &str, timeout_ms: u32) -> String {
+    let head = uac_scenario(Some(sdp), "");
+    let head = head
+        .split("  <send retrans=\"500\"><![CDATA[\nBYE")
+        .next()
+        .expect("the scenario ends with a BYE");
+    format!(
+        r#"{head}  <recv request="BYE" timeout="{timeout_ms}"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
 </scenario>
 "#
     )
