@@ -5,7 +5,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hotline::calendar::Calendar;
-use hotline::ivr::interpreter::{CallFacts, FlowSource};
+use hotline::ivr::interpreter::{
+    Action, Answer, CallFacts, Event, FlowSource, Interpreter, Query, Trace,
+};
 use hotline::ivr::load::{CheckContext, load_dir};
 use hotline::ivr::simulate::{Answers, Key, simulate};
 use std::collections::HashMap;
@@ -32,6 +34,55 @@ fn shipped() -> Arc<dyn FlowSource> {
     Arc::new(map)
 }
 
+/// Runs the main flow with the interpreter alone (what a live call does),
+/// answering prompts at once; returns the node steps taken.
+fn drive(flows: &Arc<dyn FlowSource>, keys: &[Key]) -> u64 {
+    let now = std::time::Instant::now();
+    let mut it = Interpreter::start(flows.clone(), "main", facts(), now).unwrap();
+    let mut keys = keys.iter();
+    let mut steps = 0;
+    loop {
+        let mut playing = false;
+        let mut asks = Vec::new();
+        while let Some(action) = it.poll_action() {
+            match action {
+                Action::Play { .. } => playing = true,
+                Action::StopPlayback => playing = false,
+                Action::Ask(q) => asks.push(q),
+                _ => {}
+            }
+        }
+        while let Some(trace) = it.poll_trace() {
+            if let Trace::Entered { .. } = trace {
+                steps += 1;
+            }
+        }
+        if it.outcome().is_some() {
+            return steps;
+        }
+        if let Some(q) = asks.pop() {
+            let answer = match q {
+                Query::Blocked { .. } => Answer::Blocked(false),
+                Query::OpenOrder { .. } => Answer::OpenOrder(false),
+                Query::OrderStatus { .. } => Answer::OrderStatus(None),
+            };
+            it.handle(Event::Answer(answer), now);
+            continue;
+        }
+        if playing {
+            it.handle(Event::PlaybackDone, now);
+            continue;
+        }
+        match keys.next() {
+            Some(Key::Digit(d)) => it.handle(Event::Digit(*d), now),
+            _ => {
+                let at = it.poll_timeout().expect("waiting for a key");
+                it.handle_timeout(at);
+            }
+        }
+    }
+}
+
 fn interpreter(c: &mut Criterion) {
     let flows = shipped();
     // A caller who presses a wrong key, waits once, then takes the emergency
@@ -47,7 +98,11 @@ fn interpreter(c: &mut Criterion) {
     let steps = run.path.len() as u64;
     let mut group = c.benchmark_group("ivr");
     group.throughput(Throughput::Elements(steps));
+    assert_eq!(drive(&flows, &keys), steps);
     group.bench_function(BenchmarkId::new("interpreter_steps", steps), |b| {
+        b.iter(|| drive(&flows, &keys))
+    });
+    group.bench_function(BenchmarkId::new("simulated_call_with_log", steps), |b| {
         b.iter(|| simulate(flows.clone(), "main", facts(), &keys, &Answers::default()).unwrap())
     });
     group.finish();

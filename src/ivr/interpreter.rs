@@ -181,6 +181,16 @@ struct Frame {
     return_to: Option<String>,
 }
 
+/// A node of a shared flow.
+struct NodeRef(Arc<Flow>, usize);
+
+impl std::ops::Deref for NodeRef {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.0.nodes[self.1]
+    }
+}
+
 /// One call's run through its flows.
 pub struct Interpreter {
     flows: Arc<dyn FlowSource>,
@@ -292,8 +302,9 @@ impl Interpreter {
         &self.stack.last().expect("a flow is always running").flow
     }
 
-    fn current(&self) -> Node {
-        self.flow().nodes[self.node].clone()
+    /// The node being run: a handle on the shared flow, not a copy.
+    fn current(&self) -> NodeRef {
+        NodeRef(self.flow().clone(), self.node)
     }
 
     fn prompts(&self, names: &[String]) -> Vec<PromptRef> {
@@ -582,7 +593,7 @@ impl Interpreter {
     }
 
     fn after_record(&mut self, now: Instant) {
-        if let NodeKind::Record(r) = self.current().kind {
+        if let NodeKind::Record(r) = &self.current().kind {
             self.wait = Wait::Nothing;
             self.leave("next", &r.next, now);
         }
@@ -626,7 +637,7 @@ impl Interpreter {
     fn then(&mut self, then: Then, now: Instant) {
         match then {
             Then::Goto { via, target } if via == "@record" && target.is_empty() => {
-                if let NodeKind::Record(r) = self.current().kind {
+                if let NodeKind::Record(r) = &self.current().kind {
                     self.actions.push_back(Action::Record {
                         max_secs: r.max_secs,
                     });
@@ -739,7 +750,7 @@ impl Interpreter {
         if input.len() < usize::from(spec.min_digits) {
             return self.retry(true, now);
         }
-        match self.current().kind {
+        match &self.current().kind {
             NodeKind::Menu(m) => {
                 if let Some(target) = m.branches.get(&input) {
                     self.wait = Wait::Nothing;
@@ -827,11 +838,17 @@ impl Interpreter {
     fn give_up(&mut self, invalid: bool, now: Instant) {
         let operator = self.flow().operator.clone();
         let via = if invalid { "invalid" } else { "timeout" };
-        let target = match self.current().kind {
-            NodeKind::Menu(m) => if invalid { m.on_invalid } else { m.on_timeout }.or(operator),
-            NodeKind::Gather(g) => g.on_fail.or(operator),
-            NodeKind::LookupOrder(l) => Some(l.next),
-            NodeKind::Survey(s) => Some(s.next),
+        let target = match &self.current().kind {
+            NodeKind::Menu(m) => if invalid {
+                &m.on_invalid
+            } else {
+                &m.on_timeout
+            }
+            .clone()
+            .or(operator),
+            NodeKind::Gather(g) => g.on_fail.clone().or(operator),
+            NodeKind::LookupOrder(l) => Some(l.next.clone()),
+            NodeKind::Survey(s) => Some(s.next.clone()),
             _ => operator,
         };
         match target {
@@ -847,7 +864,8 @@ impl Interpreter {
         self.wait = Wait::Nothing;
         match answer {
             Answer::OrderStatus(status) => {
-                let NodeKind::LookupOrder(l) = self.current().kind else {
+                let node = self.current();
+                let NodeKind::LookupOrder(l) = &node.kind else {
                     return;
                 };
                 let names = match status {
@@ -865,7 +883,7 @@ impl Interpreter {
                     barge_in: true,
                     then: Then::Goto {
                         via: "next".into(),
-                        target: l.next,
+                        target: l.next.clone(),
                     },
                 };
             }
@@ -881,7 +899,8 @@ impl Interpreter {
     }
 
     fn evaluate_branch(&mut self, now: Instant) {
-        let NodeKind::Branch(b) = self.current().kind else {
+        let node = self.current();
+        let NodeKind::Branch(b) = &node.kind else {
             return;
         };
         while self.pending_case < b.cases.len() {
