@@ -7,6 +7,7 @@
 //! SQLite or PostgreSQL; [`api`] serves HTTP; [`report`] holds the metrics.
 //! Start reading at [`server`], which wires the rooms into a running service.
 
+pub mod acd;
 pub mod api;
 pub mod calendar;
 pub mod call;
