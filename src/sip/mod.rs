@@ -9,5 +9,6 @@
 pub mod admission;
 pub mod headers;
 pub mod listener;
+pub mod registrar;
 pub mod sdp;
 pub mod session_timer;

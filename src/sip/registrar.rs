@@ -1,0 +1,497 @@
+//! The registrar: where agents' softphones say they are.
+//!
+//! Sans-IO: a REGISTER's facts and the time go in, the answer comes out.
+//! Digest authentication (RFC 8760: SHA-256 offered first, MD5 for older
+//! phones; qop=auth) uses rsipstack's digest functions; nonces, bindings
+//! with expiry, several contacts per seat, unregistration and the lockout
+//! of an address that keeps guessing passwords are kept here.
+
+use rsipstack::dialog::authenticate::verify_digest;
+use rsipstack::sip::Method;
+use rsipstack::sip::headers::auth::Algorithm;
+use rsipstack::sip::typed::Authorization;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// A seat's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub password: String,
+    pub enabled: bool,
+}
+
+/// Registrar policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub realm: String,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    pub max_contacts: usize,
+    /// A nonce is good this long (then the phone is told `stale=true`).
+    pub nonce_ttl: Duration,
+    /// Wrong passwords from one address within `lockout_window` before it
+    /// is banned for `ban`.
+    pub lockout_failures: u32,
+    pub lockout_window: Duration,
+    pub ban: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            realm: "hotline".into(),
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 5,
+            nonce_ttl: Duration::from_secs(300),
+            lockout_failures: 5,
+            lockout_window: Duration::from_secs(60),
+            ban: Duration::from_secs(600),
+        }
+    }
+}
+
+/// One contact of a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub contact: String,
+    pub expires_at: Instant,
+    /// Where the REGISTER came from: requests go there (NAT).
+    pub source: SocketAddr,
+}
+
+/// A contact in a REGISTER, with its own `expires` parameter if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactParam {
+    pub uri: String,
+    pub expires: Option<u32>,
+}
+
+/// What the shell read from a REGISTER.
+#[derive(Debug, Clone)]
+pub struct Register<'a> {
+    /// The user part of To: the seat id.
+    pub user: &'a str,
+    pub contacts: Vec<ContactParam>,
+    /// `Contact: *` (remove every binding; needs `Expires: 0`).
+    pub star: bool,
+    pub expires: Option<u32>,
+    /// The raw Authorization header value, if any.
+    pub authorization: Option<&'a str>,
+    pub source: SocketAddr,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 401 with these WWW-Authenticate values.
+    Challenge(Vec<String>),
+    /// 200 with the seat's bindings and their remaining seconds.
+    Registered(Vec<(String, u32)>),
+    /// 423 Interval Too Brief.
+    TooBrief { min_expires: u32 },
+    /// 403: a wrong password, a disabled seat, a banned address.
+    Forbidden(&'static str),
+    /// 404: no such seat.
+    NotFound,
+    /// 400.
+    BadRequest(&'static str),
+}
+
+/// Bindings, nonces and failed attempts.
+#[derive(Debug)]
+pub struct Registrar {
+    policy: Policy,
+    accounts: HashMap<String, Account>,
+    bindings: HashMap<String, Vec<Binding>>,
+    nonces: HashMap<String, Instant>,
+    failures: HashMap<IpAddr, (u32, Instant)>,
+    bans: HashMap<IpAddr, Instant>,
+    /// Lockouts so far, for `/metrics`.
+    pub lockouts: u64,
+    /// Failed authentications so far.
+    pub auth_failures: u64,
+}
+
+impl Registrar {
+    /// A registrar for these seats.
+    pub fn new(policy: Policy, accounts: Vec<Account>) -> Registrar {
+        Registrar {
+            policy,
+            accounts: accounts.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            bindings: HashMap::new(),
+            nonces: HashMap::new(),
+            failures: HashMap::new(),
+            bans: HashMap::new(),
+            lockouts: 0,
+            auth_failures: 0,
+        }
+    }
+
+    /// Replaces the seat list (config reload, API); bindings of removed or
+    /// disabled seats go.
+    pub fn set_accounts(&mut self, accounts: Vec<Account>) {
+        self.accounts = accounts.into_iter().map(|a| (a.id.clone(), a)).collect();
+        let accounts = &self.accounts;
+        self.bindings
+            .retain(|id, _| accounts.get(id).is_some_and(|a| a.enabled));
+    }
+
+    /// Whether an address is banned now.
+    pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.bans.get(&ip).is_some_and(|until| *until > now)
+    }
+
+    /// The live bindings of a seat.
+    pub fn lookup(&self, seat: &str, now: Instant) -> Vec<&Binding> {
+        self.bindings
+            .get(seat)
+            .map(|b| b.iter().filter(|b| b.expires_at > now).collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops expired bindings, nonces, failure counts and bans; returns the
+    /// seats left with no binding.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.bindings.retain(|seat, list| {
+            list.retain(|b| b.expires_at > now);
+            if list.is_empty() {
+                gone.push(seat.clone());
+            }
+            !list.is_empty()
+        });
+        let ttl = self.policy.nonce_ttl;
+        self.nonces
+            .retain(|_, at| now.saturating_duration_since(*at) < ttl);
+        let window = self.policy.lockout_window;
+        self.failures
+            .retain(|_, (_, first)| now.saturating_duration_since(*first) < window);
+        self.bans.retain(|_, until| *until > now);
+        gone
+    }
+
+    fn challenge(&mut self, now: Instant, stale: bool) -> Outcome {
+        let nonce = format!("{:032x}", rand::random::<u128>());
+        self.nonces.insert(nonce.clone(), now);
+        let stale = if stale { ", stale=true" } else { "" };
+        let realm = &self.policy.realm;
+        Outcome::Challenge(
+            ["SHA-256", "MD5"]
+                .iter()
+                .map(|alg| {
+                    format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"{stale}")
+                })
+                .collect(),
+        )
+    }
+
+    fn fail(&mut self, ip: IpAddr, now: Instant) {
+        self.auth_failures += 1;
+        let window = self.policy.lockout_window;
+        let entry = self.failures.entry(ip).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) >= window {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        if entry.0 >= self.policy.lockout_failures {
+            self.failures.remove(&ip);
+            self.bans.insert(ip, now + self.policy.ban);
+            self.lockouts += 1;
+            tracing::warn!(%ip, "REGISTER lockout: too many wrong passwords");
+        }
+    }
+
+    /// Handles one REGISTER.
+    pub fn register(&mut self, req: &Register<'_>, now: Instant) -> Outcome {
+        let ip = req.source.ip();
+        if self.is_banned(ip, now) {
+            return Outcome::Forbidden("too many failed attempts; try later");
+        }
+        let Some(raw) = req.authorization else {
+            return self.challenge(now, false);
+        };
+        let Ok(auth) = Authorization::parse(raw) else {
+            return Outcome::BadRequest("malformed Authorization header");
+        };
+        if auth.realm != self.policy.realm {
+            return self.challenge(now, false);
+        }
+        match self.nonces.get(&auth.nonce) {
+            Some(at) if now.saturating_duration_since(*at) < self.policy.nonce_ttl => {}
+            // Unknown or old nonce: not a wrong password, just ask again.
+            _ => return self.challenge(now, true),
+        }
+        if !matches!(
+            auth.algorithm.unwrap_or(Algorithm::Md5),
+            Algorithm::Md5 | Algorithm::Sha256
+        ) {
+            return self.challenge(now, false);
+        }
+        let account = match self.accounts.get(req.user) {
+            Some(a) if auth.username == req.user => a.clone(),
+            // An unknown seat counts as a failure, so scanning for seats is
+            // as slow as guessing passwords.
+            _ => {
+                self.fail(ip, now);
+                return Outcome::NotFound;
+            }
+        };
+        if !verify_digest(&auth, &account.password, &Method::Register, raw) {
+            self.fail(ip, now);
+            return Outcome::Forbidden("wrong password");
+        }
+        if !account.enabled {
+            return Outcome::Forbidden("seat disabled");
+        }
+        self.failures.remove(&ip);
+        self.bind(req, now)
+    }
+
+    fn bind(&mut self, req: &Register<'_>, now: Instant) -> Outcome {
+        let p = &self.policy;
+        let list = self.bindings.entry(req.user.to_owned()).or_default();
+        if req.star {
+            if req.expires != Some(0) {
+                return Outcome::BadRequest("Contact: * needs Expires: 0");
+            }
+            list.clear();
+            return Outcome::Registered(vec![]);
+        }
+        for c in &req.contacts {
+            let asked = c.expires.or(req.expires).unwrap_or(p.default_expires);
+            if asked != 0 && asked < p.min_expires {
+                return Outcome::TooBrief {
+                    min_expires: p.min_expires,
+                };
+            }
+        }
+        for c in &req.contacts {
+            let asked = c
+                .expires
+                .or(req.expires)
+                .unwrap_or(p.default_expires)
+                .min(p.max_expires);
+            list.retain(|b| b.contact != c.uri);
+            if asked > 0 {
+                list.push(Binding {
+                    contact: c.uri.clone(),
+                    expires_at: now + Duration::from_secs(asked.into()),
+                    source: req.source,
+                });
+            }
+        }
+        // The oldest contacts give way when a seat has too many.
+        while list.len() > p.max_contacts {
+            list.remove(0);
+        }
+        let bound = list
+            .iter()
+            .map(|b| {
+                (
+                    b.contact.clone(),
+                    b.expires_at.saturating_duration_since(now).as_secs() as u32,
+                )
+            })
+            .collect();
+        Outcome::Registered(bound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsipstack::dialog::authenticate::compute_digest;
+    use rsipstack::sip::headers::auth::AuthQop;
+
+    fn registrar() -> Registrar {
+        Registrar::new(
+            Policy::default(),
+            vec![
+                Account {
+                    id: "1001".into(),
+                    password: "hotline-1001".into(),
+                    enabled: true,
+                },
+                Account {
+                    id: "1002".into(),
+                    password: "hotline-1002".into(),
+                    enabled: false,
+                },
+            ],
+        )
+    }
+
+    fn nonce_of(outcome: &Outcome) -> String {
+        let Outcome::Challenge(values) = outcome else {
+            panic!("{outcome:?}")
+        };
+        let v = &values[0];
+        let start = v.find("nonce=\"").unwrap() + 7;
+        v[start..start + 32].to_string()
+    }
+
+    /// The Authorization a phone would send.
+    fn authorization(user: &str, password: &str, nonce: &str, alg: Algorithm) -> String {
+        let uri = "sip:127.0.0.1";
+        let qop = AuthQop::Auth {
+            cnonce: "abc".into(),
+            nc: 1,
+        };
+        let response = compute_digest(
+            user,
+            password,
+            "hotline",
+            nonce,
+            &Method::Register,
+            uri,
+            alg,
+            Some(&qop),
+        );
+        format!(
+            "Digest username=\"{user}\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm={alg}, qop=auth, nc=00000001, cnonce=\"abc\""
+        )
+    }
+
+    fn req<'a>(
+        user: &'a str,
+        auth: Option<&'a str>,
+        expires: Option<u32>,
+        contacts: &[&str],
+    ) -> Register<'a> {
+        Register {
+            user,
+            contacts: contacts
+                .iter()
+                .map(|c| ContactParam {
+                    uri: c.to_string(),
+                    expires: None,
+                })
+                .collect(),
+            star: false,
+            expires,
+            authorization: auth,
+            source: "192.0.2.7:5062".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn challenge_then_register_with_either_algorithm() {
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            let mut r = registrar();
+            let now = Instant::now();
+            let first = r.register(
+                &req("1001", None, Some(600), &["sip:1001@192.0.2.7:5062"]),
+                now,
+            );
+            let Outcome::Challenge(values) = &first else {
+                panic!()
+            };
+            assert!(values[0].contains("algorithm=SHA-256") && values[1].contains("algorithm=MD5"));
+            let auth = authorization("1001", "hotline-1001", &nonce_of(&first), alg);
+            let ok = r.register(
+                &req("1001", Some(&auth), Some(600), &["sip:1001@192.0.2.7:5062"]),
+                now,
+            );
+            assert_eq!(
+                ok,
+                Outcome::Registered(vec![("sip:1001@192.0.2.7:5062".into(), 600)]),
+                "{alg}"
+            );
+            assert_eq!(r.lookup("1001", now).len(), 1);
+        }
+    }
+
+    #[test]
+    fn several_contacts_expiry_and_unregister() {
+        let mut r = registrar();
+        let t0 = Instant::now();
+        let nonce = nonce_of(&r.register(&req("1001", None, None, &[]), t0));
+        let auth = authorization("1001", "hotline-1001", &nonce, Algorithm::Md5);
+        r.register(&req("1001", Some(&auth), Some(120), &["sip:a@h"]), t0);
+        let two = r.register(&req("1001", Some(&auth), Some(3600), &["sip:b@h"]), t0);
+        let Outcome::Registered(b) = two else {
+            panic!()
+        };
+        assert_eq!(b.len(), 2);
+        // Too brief.
+        assert_eq!(
+            r.register(&req("1001", Some(&auth), Some(10), &["sip:c@h"]), t0),
+            Outcome::TooBrief { min_expires: 60 }
+        );
+        // The first contact expires after 120 s.
+        let later = t0 + Duration::from_secs(121);
+        assert_eq!(r.lookup("1001", later).len(), 1);
+        // Unregister one contact with expires=0, then all with *.
+        let mut one = req("1001", Some(&auth), Some(0), &["sip:b@h"]);
+        assert_eq!(
+            r.register(&one, t0),
+            Outcome::Registered(vec![("sip:a@h".into(), 120)])
+        );
+        one.star = true;
+        one.contacts.clear();
+        assert_eq!(r.register(&one, t0), Outcome::Registered(vec![]));
+        assert!(r.lookup("1001", t0).is_empty());
+        assert_eq!(r.expire(later), vec!["1001".to_string()]);
+    }
+
+    #[test]
+    fn wrong_passwords_lock_the_address_out() {
+        let mut r = registrar();
+        let now = Instant::now();
+        for i in 0..5 {
+            let nonce = nonce_of(&r.register(&req("1001", None, None, &[]), now));
+            let auth = authorization("1001", "guess", &nonce, Algorithm::Md5);
+            let out = r.register(&req("1001", Some(&auth), None, &["sip:x@h"]), now);
+            assert_eq!(out, Outcome::Forbidden("wrong password"), "attempt {i}");
+        }
+        assert_eq!(r.lockouts, 1);
+        // Banned: even the right password is refused for now.
+        assert!(r.is_banned("192.0.2.7".parse().unwrap(), now));
+        let out = r.register(&req("1001", None, None, &[]), now);
+        assert_eq!(
+            out,
+            Outcome::Forbidden("too many failed attempts; try later")
+        );
+        // The ban ends.
+        let later = now + Duration::from_secs(601);
+        r.expire(later);
+        assert!(matches!(
+            r.register(&req("1001", None, None, &[]), later),
+            Outcome::Challenge(_)
+        ));
+    }
+
+    #[test]
+    fn stale_nonce_unknown_and_disabled_seats() {
+        let mut r = registrar();
+        let now = Instant::now();
+        let nonce = nonce_of(&r.register(&req("1001", None, None, &[]), now));
+        let auth = authorization("1001", "hotline-1001", &nonce, Algorithm::Md5);
+        let late = now + Duration::from_secs(301);
+        let Outcome::Challenge(v) = r.register(&req("1001", Some(&auth), None, &["sip:x@h"]), late)
+        else {
+            panic!()
+        };
+        assert!(v[0].contains("stale=true"));
+        let nonce = nonce_of(&r.register(&req("9999", None, None, &[]), now));
+        let auth = authorization("9999", "x", &nonce, Algorithm::Md5);
+        assert_eq!(
+            r.register(&req("9999", Some(&auth), None, &["sip:x@h"]), now),
+            Outcome::NotFound
+        );
+        let auth = authorization("1002", "hotline-1002", &nonce, Algorithm::Md5);
+        assert_eq!(
+            r.register(&req("1002", Some(&auth), None, &["sip:x@h"]), now),
+            Outcome::Forbidden("seat disabled")
+        );
+        assert_eq!(
+            r.register(&req("1001", Some("Digest garbage"), None, &[]), now),
+            Outcome::BadRequest("malformed Authorization header")
+        );
+    }
+}
