@@ -13,6 +13,7 @@ use crate::ivr::stats::FlowStats;
 use crate::media::engine::{EngineConfig, MediaEngine};
 use crate::report::metrics::Metrics;
 use crate::sip::admission::{Admission, Limits};
+use crate::sip::registrar::{Account, Policy, Registrar};
 use crate::store::Store;
 use crate::store::writer::{self, RecordSender, WriterCounters, WriterLimits};
 use arc_swap::ArcSwap;
@@ -126,6 +127,7 @@ pub struct Shared {
     pub records: RecordSender,
     pub metrics: Arc<Metrics>,
     pub admission: Mutex<Admission>,
+    pub registrar: Mutex<Registrar>,
     pub dialogs: Arc<DialogLayer>,
     /// Cancelled when calls still up must be hung up now (end of drain).
     pub hangup_all: CancellationToken,
@@ -133,6 +135,52 @@ pub struct Shared {
     call_ended: Notify,
     pub store: Store,
     reload_lock: Mutex<()>,
+}
+
+/// The registrar's policy from a config.
+pub fn registrar_policy(c: &Config) -> Policy {
+    let r = &c.registrar;
+    Policy {
+        realm: r.realm.clone(),
+        algorithms: r.algorithms.clone(),
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        default_expires: r.max_expires,
+        max_contacts: r.max_contacts,
+        nonce_ttl: Duration::from_secs(300),
+        lockout_failures: r.lockout_failures,
+        lockout_window: Duration::from_secs(r.lockout_window_secs.into()),
+        ban: Duration::from_secs(r.ban_secs.into()),
+    }
+}
+
+/// The seats' credentials from a config.
+pub fn accounts(c: &Config) -> Vec<Account> {
+    c.seats
+        .iter()
+        .map(|s| Account {
+            id: s.id.clone(),
+            password: s.password.clone(),
+            enabled: s.enabled,
+        })
+        .collect()
+}
+
+/// Demo passwords are for loopback only: say so loudly otherwise.
+fn warn_demo_passwords(c: &Config) {
+    let demo: Vec<&str> = c
+        .seats
+        .iter()
+        .filter(|s| s.enabled && s.has_demo_password())
+        .map(|s| s.id.as_str())
+        .collect();
+    if !demo.is_empty() && !c.sip.listen.ip().is_loopback() {
+        tracing::warn!(
+            seats = ?demo,
+            listen = %c.sip.listen,
+            "demo seat passwords (hotline-<id>) are active on a non-loopback SIP listener; replace them in [[seat]]"
+        );
+    }
 }
 
 /// Limits for the admission policy from a config.
@@ -264,6 +312,11 @@ impl Shared {
             .lock()
             .expect("admission lock")
             .set_limits(admission_limits(&new));
+        self.registrar
+            .lock()
+            .expect("registrar lock")
+            .set_accounts(accounts(&new));
+        warn_demo_passwords(&new);
         self.flows.store(Arc::new(flows));
         {
             let mut status = self.flows_status.lock().expect("flows status");
@@ -347,8 +400,10 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
     let http_addr = http_listener.local_addr()?;
 
+    warn_demo_passwords(&config);
     let shared = Arc::new(Shared {
         admission: Mutex::new(Admission::new(admission_limits(&config))),
+        registrar: Mutex::new(Registrar::new(registrar_policy(&config), accounts(&config))),
         config: ArcSwap::from_pointee(config),
         flows: ArcSwap::from_pointee(flows),
         flows_status: Mutex::new(FlowsStatus {
@@ -372,6 +427,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::sip::listener::run(sip, shared.clone())));
+    tasks.push(tokio::spawn(expire_registrations(shared.clone())));
     let http_cancel = CancellationToken::new();
     let app = crate::api::router(shared.clone());
     let stop = http_cancel.clone();
@@ -401,6 +457,22 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tasks,
         _watcher: watcher,
     })
+}
+
+/// Drops expired registrations, stale nonces and ended bans.
+async fn expire_registrations(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        every.tick().await;
+        let gone = shared
+            .registrar
+            .lock()
+            .expect("registrar lock")
+            .expire(std::time::Instant::now());
+        for seat in gone {
+            tracing::info!(%seat, "registration expired");
+        }
+    }
 }
 
 /// Waits until the SIP TCP listener accepts, so "ready" means ready.

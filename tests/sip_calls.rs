@@ -545,7 +545,7 @@ Content-Length: 0
             200,
             &expect("Allow: [^\\r\\n]*INVITE[^\\r\\n]*INFO", "1")
         ),
-        request("REGISTER", 2, 405, &expect("Allow: [^\\r\\n]*INVITE", "2")),
+        request("REGISTER", 2, 401, &expect("WWW-Authenticate: Digest", "2")),
         request("SUBSCRIBE", 3, 405, &expect("Allow:", "3")),
     );
     let run = sipp(&server, &scenario, 1, &[]);

@@ -49,6 +49,10 @@ pub struct Config {
     /// Outside lines: emergency services, utility hotlines, partner desks.
     #[serde(rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
+    pub registrar: RegistrarConfig,
+    /// Agent seats (softphones register as `sip:<id>@<host>`).
+    #[serde(rename = "seat")]
+    pub seats: Vec<SeatConfig>,
     pub http: HttpConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
@@ -157,6 +161,84 @@ pub struct TrunkConfig {
     pub description: String,
 }
 
+/// `[registrar]`: how softphones register.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    /// Digest realm.
+    pub realm: String,
+    /// Digest algorithms offered, most preferred first (RFC 8760):
+    /// `SHA-256`, `MD5`.
+    pub algorithms: Vec<String>,
+    /// Shortest registration accepted (seconds); shorter gets 423.
+    pub min_expires: u32,
+    /// Longest registration granted (seconds).
+    pub max_expires: u32,
+    /// Contacts one seat may register at once.
+    pub max_contacts: usize,
+    /// Wrong passwords from one address, within `lockout_window_secs`,
+    /// that ban it for `ban_secs`.
+    pub lockout_failures: u32,
+    pub lockout_window_secs: u32,
+    pub ban_secs: u32,
+    /// A seat becomes available as soon as its softphone registers.
+    pub available_on_register: bool,
+}
+
+/// One `[[seat]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatConfig {
+    /// The seat's SIP user, e.g. `1001`.
+    pub id: String,
+    /// Digest password.
+    pub password: String,
+    #[serde(default)]
+    pub name: String,
+    /// A disabled seat cannot register.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl SeatConfig {
+    /// Whether the password is the documented demo one (`hotline-<id>`).
+    pub fn has_demo_password(&self) -> bool {
+        self.password == format!("hotline-{}", self.id)
+    }
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            realm: "hotline".into(),
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
+            min_expires: 60,
+            max_expires: 3600,
+            max_contacts: 5,
+            lockout_failures: 5,
+            lockout_window_secs: 60,
+            ban_secs: 600,
+            available_on_register: true,
+        }
+    }
+}
+
+/// The demo seats that ship: 1001-1010, password `hotline-<id>`. Demo only.
+pub fn demo_seats() -> Vec<SeatConfig> {
+    (1001..=1010)
+        .map(|id| SeatConfig {
+            id: id.to_string(),
+            password: format!("hotline-{id}"),
+            name: format!("Demo seat {id}"),
+            enabled: true,
+        })
+        .collect()
+}
+
 /// `[http]`: the API listener.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -193,6 +275,8 @@ impl Default for Config {
             ivr: IvrConfig::default(),
             queues: default_queues(),
             trunks: default_trunks(),
+            registrar: RegistrarConfig::default(),
+            seats: demo_seats(),
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -459,6 +543,49 @@ impl Config {
                 ));
             }
         }
+        let r = &self.registrar;
+        if r.realm.is_empty() || r.realm.contains('"') {
+            return Err(invalid(
+                "registrar.realm",
+                "must be a non-empty name without quotes",
+            ));
+        }
+        if r.algorithms.is_empty() || r.algorithms.iter().any(|a| a != "SHA-256" && a != "MD5") {
+            return Err(invalid(
+                "registrar.algorithms",
+                "must list \"SHA-256\" and/or \"MD5\"",
+            ));
+        }
+        if r.min_expires == 0 || r.max_expires < r.min_expires {
+            return Err(invalid(
+                "registrar.max_expires",
+                "must be at least registrar.min_expires, which must be at least 1",
+            ));
+        }
+        if r.max_contacts == 0 {
+            return Err(invalid("registrar.max_contacts", "must be at least 1"));
+        }
+        if r.lockout_failures == 0 {
+            return Err(invalid("registrar.lockout_failures", "must be at least 1"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for seat in &self.seats {
+            if seat.id.is_empty() || !seat.id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(invalid(
+                    "seat.id",
+                    format!("{:?} must be letters and digits", seat.id),
+                ));
+            }
+            if !names.insert(seat.id.as_str()) {
+                return Err(invalid("seat.id", format!("{:?} is listed twice", seat.id)));
+            }
+            if seat.password.len() < 8 {
+                return Err(invalid(
+                    "seat.password",
+                    format!("seat {} needs at least 8 characters", seat.id),
+                ));
+            }
+        }
         let url = &self.store.database_url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")
@@ -548,6 +675,15 @@ mod tests {
                 "store.database_url",
             ),
             ("[ivr]\nmax_call_secs = 0", "ivr.max_call_secs"),
+            (
+                "[[seat]]\nid = \"10 01\"\npassword = \"longenough\"",
+                "seat.id",
+            ),
+            (
+                "[[seat]]\nid = \"1001\"\npassword = \"short\"",
+                "seat.password",
+            ),
+            ("[registrar]\nmax_expires = 10", "registrar.max_expires"),
         ];
         for (text, key) in cases {
             let err = Config::parse(text, Path::new("x")).unwrap_err();

@@ -62,6 +62,9 @@ pub struct Metrics {
     calls: [AtomicU64; CallResult::ALL.len()],
     pub dtmf_info_digits: AtomicU64,
     pub reloads_ok: AtomicU64,
+    /// Addresses banned for repeated wrong REGISTER passwords.
+    pub register_lockouts: AtomicU64,
+    pub register_auth_failures: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub media: Arc<MediaCounters>,
     pub writer: Arc<WriterCounters>,
@@ -80,6 +83,8 @@ impl Metrics {
             calls: Default::default(),
             dtmf_info_digits: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
+            register_lockouts: AtomicU64::new(0),
+            register_auth_failures: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             media,
             writer,
@@ -233,6 +238,18 @@ impl Collector for Scrape {
             "config_reloads_failed",
             "Configuration reloads refused.",
             load(&m.reloads_failed),
+        )?;
+        counter(
+            &mut e,
+            "register_lockouts",
+            "Addresses banned after repeated failed REGISTER authentication.",
+            load(&m.register_lockouts),
+        )?;
+        counter(
+            &mut e,
+            "register_auth_failures",
+            "REGISTERs with a wrong password or an unknown seat.",
+            load(&m.register_auth_failures),
         )?;
         ivr_nodes(&mut e, &m.flow_stats)?;
         Ok(())

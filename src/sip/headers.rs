@@ -109,6 +109,51 @@ pub fn lists_token(req: &Request, name: &str, token: &str) -> bool {
     })
 }
 
+/// Splits a Contact header value into its comma-separated contacts (commas
+/// inside `<...>` or quotes do not split).
+pub fn split_contacts(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(value[start..i].trim().to_owned());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    let last = value[start..].trim();
+    if !last.is_empty() {
+        out.push(last.to_owned());
+    }
+    out
+}
+
+/// One contact: its URI and `expires` parameter.
+pub fn contact_param(contact: &str) -> super::registrar::ContactParam {
+    let (uri, params) = match (contact.find('<'), contact.find('>')) {
+        (Some(a), Some(b)) if a < b => (&contact[a + 1..b], &contact[b + 1..]),
+        _ => match contact.split_once(';') {
+            Some((u, p)) => (u, p),
+            None => (contact, ""),
+        },
+    };
+    let expires = params.split(';').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("expires")
+            .then(|| v.trim().parse().ok())?
+    });
+    super::registrar::ContactParam {
+        uri: uri.trim().to_owned(),
+        expires,
+    }
+}
+
 /// The local address the kernel would use to reach `peer`: what we write in
 /// SDP and Contact when we listen on a wildcard address. Sends nothing.
 pub fn local_ip_toward(peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
@@ -156,6 +201,19 @@ Content-Length: 0
         assert_eq!(content_type(&r), "application/sdp");
         assert!(lists_token(&r, "supported", "timer"));
         assert!(!lists_token(&r, "Require", "timer"));
+    }
+
+    #[test]
+    fn contacts_split_and_parse() {
+        let v = "\"A, B\" <sip:1001@10.0.0.1:5060;transport=udp>;expires=60, sip:1001@10.0.0.2;expires=0";
+        let list = split_contacts(v);
+        assert_eq!(list.len(), 2);
+        let a = contact_param(&list[0]);
+        assert_eq!(a.uri, "sip:1001@10.0.0.1:5060;transport=udp");
+        assert_eq!(a.expires, Some(60));
+        let b = contact_param(&list[1]);
+        assert_eq!((b.uri.as_str(), b.expires), ("sip:1001@10.0.0.2", Some(0)));
+        assert_eq!(contact_param("<sip:x@y>").expires, None);
     }
 
     #[test]

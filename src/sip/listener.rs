@@ -135,6 +135,7 @@ fn on_transaction(shared: &Arc<Shared>, mut tx: Transaction, local_addr: SocketA
         Method::Invite => on_invite(shared, tx, local_addr),
         Method::Ack => {}
         Method::Options => reply(tx, StatusCode::OK, capabilities()),
+        Method::Register => on_register(shared, tx),
         Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Cancel => {
             reply(tx, StatusCode::CallTransactionDoesNotExist, vec![])
         }
@@ -145,6 +146,86 @@ fn on_transaction(shared: &Arc<Shared>, mut tx: Transaction, local_addr: SocketA
             vec![Header::Allow(headers::ALLOW.into())],
         ),
     }
+}
+
+/// REGISTER: the registrar decides, this answers.
+fn on_register(shared: &Arc<Shared>, tx: Transaction) {
+    use super::registrar::{Outcome, Register};
+    let req = &tx.original;
+    let Some(source) = headers::source(req, tx.connection.as_ref()) else {
+        return reply(tx, StatusCode::BadRequest, vec![]);
+    };
+    let user = req
+        .to_header()
+        .ok()
+        .and_then(|t| t.uri().ok())
+        .and_then(|u| u.user().map(str::to_owned))
+        .unwrap_or_default();
+    let contacts: Vec<String> = req
+        .headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Contact") || h.name() == "m")
+        .flat_map(|h| headers::split_contacts(h.value()))
+        .collect();
+    let star = contacts.iter().any(|c| c.trim() == "*");
+    let contacts = contacts
+        .iter()
+        .filter(|c| c.trim() != "*")
+        .map(|c| headers::contact_param(c))
+        .collect();
+    let expires = req
+        .header_value("Expires")
+        .and_then(|v| v.trim().parse().ok());
+    let authorization = req.header_value("Authorization");
+    let register = Register {
+        user: &user,
+        contacts,
+        star,
+        expires,
+        authorization: authorization.as_deref(),
+        source,
+    };
+    let outcome = {
+        let mut registrar = shared.registrar.lock().expect("registrar lock");
+        let outcome = registrar.register(&register, Instant::now());
+        let m = &shared.metrics;
+        m.register_lockouts
+            .store(registrar.lockouts, Ordering::Relaxed);
+        m.register_auth_failures
+            .store(registrar.auth_failures, Ordering::Relaxed);
+        outcome
+    };
+    let (status, extra) = match outcome {
+        Outcome::Challenge(values) => (
+            StatusCode::Unauthorized,
+            values
+                .into_iter()
+                .map(|v| headers::other("WWW-Authenticate", v))
+                .collect(),
+        ),
+        Outcome::Registered(bound) => {
+            tracing::info!(seat = %user, %source, contacts = bound.len(), "registered");
+            let list = bound
+                .into_iter()
+                .map(|(uri, secs)| headers::other("Contact", format!("<{uri}>;expires={secs}")))
+                .collect();
+            (StatusCode::OK, list)
+        }
+        Outcome::TooBrief { min_expires } => (
+            StatusCode::IntervalTooBrief,
+            vec![headers::other("Min-Expires", min_expires.to_string())],
+        ),
+        Outcome::Forbidden(why) => {
+            tracing::info!(seat = %user, %source, why, "REGISTER refused");
+            (StatusCode::Forbidden, vec![])
+        }
+        Outcome::NotFound => (StatusCode::NotFound, vec![]),
+        Outcome::BadRequest(why) => (
+            StatusCode::BadRequest,
+            vec![headers::other("Warning", format!("399 hotline \"{why}\""))],
+        ),
+    };
+    reply(tx, status, extra);
 }
 
 fn reply(mut tx: Transaction, status: StatusCode, extra: Vec<Header>) {

@@ -26,6 +26,8 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub realm: String,
+    /// Offered in this order: `SHA-256`, `MD5`.
+    pub algorithms: Vec<String>,
     pub min_expires: u32,
     pub max_expires: u32,
     pub default_expires: u32,
@@ -43,6 +45,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             realm: "hotline".into(),
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
@@ -181,7 +184,8 @@ impl Registrar {
         let stale = if stale { ", stale=true" } else { "" };
         let realm = &self.policy.realm;
         Outcome::Challenge(
-            ["SHA-256", "MD5"]
+            self.policy
+                .algorithms
                 .iter()
                 .map(|alg| {
                     format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"{stale}")
@@ -226,10 +230,13 @@ impl Registrar {
             // Unknown or old nonce: not a wrong password, just ask again.
             _ => return self.challenge(now, true),
         }
-        if !matches!(
-            auth.algorithm.unwrap_or(Algorithm::Md5),
-            Algorithm::Md5 | Algorithm::Sha256
-        ) {
+        let offered = |name: &str| self.policy.algorithms.iter().any(|a| a == name);
+        let allowed = match auth.algorithm.unwrap_or(Algorithm::Md5) {
+            Algorithm::Md5 => offered("MD5"),
+            Algorithm::Sha256 => offered("SHA-256"),
+            _ => false,
+        };
+        if !allowed {
             return self.challenge(now, false);
         }
         let account = match self.accounts.get(req.user) {
