@@ -346,6 +346,8 @@ impl<'a> Call<'a> {
                             (Some(ivr), Some(stream)) => ivr.recorded(samples, stream).await,
                             _ => IvrRequest::Continue,
                         },
+                        // Bridged calls record in stereo; none are bridged yet.
+                        Some(MediaEvent::RecordedStereo(_)) => IvrRequest::Continue,
                         Some(MediaEvent::RtpTimeout) => {
                             tracing::info!("no RTP from the caller: hanging up");
                             return self.hang_up(End::RtpTimeout);

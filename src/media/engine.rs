@@ -44,6 +44,9 @@ pub enum MediaEvent {
     PlaybackDone(u64),
     /// A recording ended: 8 kHz samples of what the caller said.
     Recorded(Vec<i16>),
+    /// A bridged recording ended: interleaved stereo, this stream's caller
+    /// left, the bridged peer right.
+    RecordedStereo(Vec<i16>),
 }
 
 /// The negotiated shape of a stream; changes on re-INVITE/UPDATE.
@@ -114,7 +117,10 @@ enum Command {
     Play(u64, Playlist),
     StopPlayback(u64),
     Record(u64, usize),
+    RecordStereo(u64, usize),
     StopRecording(u64),
+    Bridge(u64, u64),
+    Unbridge(u64),
     Close(u64, oneshot::Sender<StreamStats>),
     Shutdown,
 }
@@ -141,6 +147,13 @@ struct Inner {
 #[derive(Clone)]
 pub struct MediaEngine {
     inner: Arc<Inner>,
+}
+
+/// Why two streams could not be bridged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BridgeError {
+    #[error("the streams run on different media workers; open one beside the other")]
+    OtherWorker,
 }
 
 /// One call's stream; dropping it without [`StreamHandle::close`] still frees it.
@@ -199,10 +212,24 @@ impl MediaEngine {
 
     /// Opens a stream on a free even/odd port pair and hands it to a worker.
     pub fn open(&self, params: OpenParams) -> std::io::Result<StreamHandle> {
-        let (rtp, rtcp, port) = self.bind_pair()?;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let worker =
             self.inner.next_worker.fetch_add(1, Ordering::Relaxed) % self.inner.workers.len();
+        self.open_on(worker, params)
+    }
+
+    /// Opens a stream on the same worker as `other`, so the two can be
+    /// bridged frame by frame without crossing threads.
+    pub fn open_beside(
+        &self,
+        other: &StreamHandle,
+        params: OpenParams,
+    ) -> std::io::Result<StreamHandle> {
+        self.open_on(other.worker, params)
+    }
+
+    fn open_on(&self, worker: usize, params: OpenParams) -> std::io::Result<StreamHandle> {
+        let (rtp, rtcp, port) = self.bind_pair()?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let stream = Stream::new(id, port, rtp, rtcp, params, &self.inner.config);
         self.send(worker, Command::Add(Box::new(stream)));
         self.inner.counters.streams.fetch_add(1, Ordering::Relaxed);
@@ -281,7 +308,32 @@ impl StreamHandle {
         self.command(|id| Command::Record(id, samples));
     }
 
-    /// Ends a recording early.
+    /// Records both sides of a bridge to interleaved stereo (this stream's
+    /// caller left, the peer right), up to `max`; comes back as
+    /// `MediaEvent::RecordedStereo`.
+    pub fn record_stereo(&self, max: Duration) {
+        let samples = (max.as_millis() as usize) * 16;
+        self.command(|id| Command::RecordStereo(id, samples));
+    }
+
+    /// Connects two streams' audio both ways (with transcoding when their
+    /// laws differ); a prompt playing on either side goes first (music on
+    /// hold). Both must be on one worker: see [`MediaEngine::open_beside`].
+    pub fn bridge(&self, other: &StreamHandle) -> Result<(), BridgeError> {
+        if other.worker != self.worker {
+            return Err(BridgeError::OtherWorker);
+        }
+        let peer = other.id;
+        self.command(|id| Command::Bridge(id, peer));
+        Ok(())
+    }
+
+    /// Parts this stream from its peer.
+    pub fn unbridge(&self) {
+        self.command(Command::Unbridge);
+    }
+
+    /// Ends a recording (mono or stereo) early.
     pub fn stop_recording(&self) {
         self.command(Command::StopRecording);
     }
@@ -375,6 +427,13 @@ struct Stream {
     rtcp_interval: Duration,
     playing: Option<Playing>,
     recording: Option<Recording>,
+    stereo: Option<Recording>,
+    /// The slot of the stream this one is bridged to (same worker).
+    bridge: Option<usize>,
+    /// What this stream's peer said in the current tick, decoded.
+    heard: [i16; FRAME_SAMPLES],
+    /// The bridged peer's audio, encoded in this stream's law.
+    relay: [u8; FRAME_SAMPLES],
     /// Middle 32 bits of the peer's last SR NTP time, and when it came.
     last_sr: Option<(u32, Instant)>,
     stats: StreamStats,
@@ -423,6 +482,10 @@ impl Stream {
             rtcp_interval: config.rtcp_interval,
             playing: None,
             recording: None,
+            stereo: None,
+            bridge: None,
+            heard: [0; FRAME_SAMPLES],
+            relay: [0; FRAME_SAMPLES],
             last_sr: None,
             stats: StreamStats::default(),
             config: params.config,
@@ -517,28 +580,53 @@ impl Stream {
         }
     }
 
-    fn tick(
-        &mut self,
-        now: Instant,
-        out: &mut [u8],
-        rtcp_buf: &mut Vec<u8>,
-        counters: &mut LocalCounters,
-    ) {
-        // Playout: one frame per tick whether or not anyone listens, which
-        // keeps the buffer's clock and its late/missing counts honest; a
-        // recording takes it (silence for a lost frame keeps the timing).
+    /// First half of a tick: take this tick's frame from the jitter buffer
+    /// (one per tick whether or not anyone listens, which keeps its clock
+    /// and late/missing counts honest), decode it, feed a recording.
+    fn listen(&mut self) -> &[i16; FRAME_SAMPLES] {
         let law = self.config.law;
-        let heard = self.jitter.pop();
+        match self.jitter.pop() {
+            Playout::Frame(frame) => law.decode_frame(frame, &mut self.heard),
+            // Lost or not started: silence keeps the timing.
+            _ => self.heard = [0; FRAME_SAMPLES],
+        }
         if let Some(rec) = &mut self.recording {
-            let start = rec.samples.len();
-            rec.samples.resize(start + FRAME_SAMPLES, 0);
-            if let Playout::Frame(frame) = heard {
-                law.decode_frame(frame, &mut rec.samples[start..]);
-            }
+            rec.samples.extend_from_slice(&self.heard);
             if rec.samples.len() >= rec.max {
                 let rec = self.recording.take().expect("just checked");
                 self.events.send(MediaEvent::Recorded(rec.samples)).ok();
             }
+        }
+        &self.heard
+    }
+
+    /// Second half of a tick: send this stream's frame (a prompt, else the
+    /// bridged peer's audio in this stream's law, else silence), RTCP when
+    /// due, and notice a silent peer.
+    fn tick(
+        &mut self,
+        now: Instant,
+        peer: Option<&[i16; FRAME_SAMPLES]>,
+        out: &mut [u8],
+        rtcp_buf: &mut Vec<u8>,
+        counters: &mut LocalCounters,
+    ) {
+        let law = self.config.law;
+        if let Some(rec) = &mut self.stereo {
+            let other = peer.copied().unwrap_or([0; FRAME_SAMPLES]);
+            for (l, r) in self.heard.iter().zip(other.iter()) {
+                rec.samples.push(*l);
+                rec.samples.push(*r);
+            }
+            if rec.samples.len() >= rec.max {
+                let rec = self.stereo.take().expect("just checked");
+                self.events
+                    .send(MediaEvent::RecordedStereo(rec.samples))
+                    .ok();
+            }
+        }
+        if let Some(peer) = peer {
+            law.encode_frame(peer, &mut self.relay);
         }
 
         let silence = [law.silence(); FRAME_SAMPLES];
@@ -551,6 +639,7 @@ impl Stream {
                     &silence
                 }
             },
+            None if peer.is_some() => &self.relay,
             None => &silence,
         };
         let remote = self.config.remote_rtp;
@@ -671,6 +760,8 @@ struct Worker {
     free: Vec<usize>,
     by_id: HashMap<u64, usize>,
     ports: PortPool,
+    /// Each slot's decoded frame of the current tick, for bridged peers.
+    heard: Vec<[i16; FRAME_SAMPLES]>,
 }
 
 impl Worker {
@@ -689,6 +780,7 @@ impl Worker {
             free: Vec::new(),
             by_id: HashMap::new(),
             ports,
+            heard: Vec::new(),
         }
     }
 
@@ -717,8 +809,17 @@ impl Worker {
                 return;
             }
             if now >= next_tick {
+                // Everyone listens first, so a bridged stream sends what
+                // its peer heard in this same tick.
+                self.heard.resize(self.slots.len(), [0; FRAME_SAMPLES]);
+                for (slot, stream) in self.slots.iter_mut().enumerate() {
+                    if let Some(stream) = stream {
+                        self.heard[slot] = *stream.listen();
+                    }
+                }
                 for stream in self.slots.iter_mut().flatten() {
-                    stream.tick(now, &mut out, &mut rtcp_buf, &mut self.local);
+                    let peer = stream.bridge.map(|p| &self.heard[p]);
+                    stream.tick(now, peer, &mut out, &mut rtcp_buf, &mut self.local);
                 }
                 self.local.publish(&self.counters);
                 next_tick += TICK;
@@ -791,11 +892,42 @@ impl Worker {
                         });
                     }
                 }
+                Command::RecordStereo(id, max_samples) => {
+                    if let Some(stream) = self.stream(id) {
+                        stream.stereo = Some(Recording {
+                            samples: Vec::with_capacity(max_samples),
+                            max: max_samples,
+                        });
+                    }
+                }
                 Command::StopRecording(id) => {
-                    if let Some(stream) = self.stream(id)
-                        && let Some(rec) = stream.recording.take()
-                    {
-                        stream.events.send(MediaEvent::Recorded(rec.samples)).ok();
+                    if let Some(stream) = self.stream(id) {
+                        if let Some(rec) = stream.recording.take() {
+                            stream.events.send(MediaEvent::Recorded(rec.samples)).ok();
+                        }
+                        if let Some(rec) = stream.stereo.take() {
+                            stream
+                                .events
+                                .send(MediaEvent::RecordedStereo(rec.samples))
+                                .ok();
+                        }
+                    }
+                }
+                Command::Bridge(a, b) => {
+                    if let (Some(&sa), Some(&sb)) = (self.by_id.get(&a), self.by_id.get(&b)) {
+                        self.unbridge(sa);
+                        self.unbridge(sb);
+                        if let Some(s) = self.slots[sa].as_mut() {
+                            s.bridge = Some(sb);
+                        }
+                        if let Some(s) = self.slots[sb].as_mut() {
+                            s.bridge = Some(sa);
+                        }
+                    }
+                }
+                Command::Unbridge(id) => {
+                    if let Some(&slot) = self.by_id.get(&id) {
+                        self.unbridge(slot);
                     }
                 }
                 Command::Close(id, reply) => {
@@ -807,6 +939,17 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Parts a stream from its peer, both ways.
+    fn unbridge(&mut self, slot: usize) {
+        let peer = self.slots[slot].as_mut().and_then(|s| s.bridge.take());
+        if let Some(p) = peer
+            && let Some(other) = self.slots[p].as_mut()
+            && other.bridge == Some(slot)
+        {
+            other.bridge = None;
+        }
     }
 
     fn stream(&mut self, id: u64) -> Option<&mut Stream> {
@@ -833,7 +976,9 @@ impl Worker {
     }
 
     fn remove(&mut self, id: u64) -> Option<StreamStats> {
-        let slot = self.by_id.remove(&id)?;
+        let slot = *self.by_id.get(&id)?;
+        self.unbridge(slot);
+        self.by_id.remove(&id);
         let mut stream = self.slots[slot].take()?;
         self.free.push(slot);
         let registry = self.poll.registry();
@@ -989,6 +1134,140 @@ mod tests {
         let loud_samples = samples.iter().filter(|s| s.abs() > 1000).count();
         assert!(loud_samples > 500, "recording is silent: {loud_samples}");
         stream.close().await;
+        engine.shutdown();
+    }
+
+    /// A peer that sends a tone in `law` to `to` and keeps what it hears.
+    fn tone_peer(
+        law: Law,
+        freq: f32,
+        to: SocketAddr,
+        secs: f32,
+    ) -> (std::thread::JoinHandle<Vec<i16>>, SocketAddr) {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let me = socket.local_addr().unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut heard = Vec::new();
+            let mut buf = [0u8; 512];
+            let frames = (secs * 50.0) as u32;
+            let mut next = Instant::now();
+            for n in 0..frames {
+                let pcm: Vec<i16> = (0..160)
+                    .map(|i| {
+                        let t = (n * 160 + i) as f32 / 8000.0;
+                        (8000.0 * (2.0 * std::f32::consts::PI * freq * t).sin()) as i16
+                    })
+                    .collect();
+                let mut payload = [0u8; 160];
+                law.encode_frame(&pcm, &mut payload);
+                let mut p = vec![0x80, law.payload_type(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+                p[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                p[4..8].copy_from_slice(&(n * 160).to_be_bytes());
+                p.extend_from_slice(&payload);
+                socket.send_to(&p, to).unwrap();
+                next += Duration::from_millis(20);
+                while Instant::now() < next {
+                    if let Ok((len, _)) = socket.recv_from(&mut buf)
+                        && len > 12
+                    {
+                        let mut pcm = [0i16; 160];
+                        law.decode_frame(&buf[12..len], &mut pcm);
+                        heard.extend_from_slice(&pcm[..len - 12]);
+                    }
+                }
+            }
+            heard
+        });
+        (handle, me)
+    }
+
+    fn dominant(pcm: &[i16]) -> (f32, f32) {
+        use crate::media::dtmf::goertzel_power;
+        let tail = &pcm[pcm.len() / 2..];
+        (
+            goertzel_power(tail, 1000.0, 8000.0),
+            goertzel_power(tail, 2000.0, 8000.0),
+        )
+    }
+
+    #[tokio::test]
+    async fn bridged_streams_carry_both_ways_with_transcoding_and_stereo_recording() {
+        let engine = MediaEngine::start(EngineConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            ports: 42000..=42999,
+            workers: 2,
+            jitter_frames: 3,
+            rtp_timeout: None,
+            rtcp_interval: Duration::from_secs(5),
+        })
+        .unwrap();
+        let (tx_a, mut rx_a) = tokio::sync::mpsc::unbounded_channel();
+        let (tx_b, _rx_b) = tokio::sync::mpsc::unbounded_channel();
+        let open = |law: Law, events, beside: Option<&StreamHandle>| {
+            let params = OpenParams {
+                config: StreamConfig {
+                    law,
+                    payload_type: law.payload_type(),
+                    dtmf_pt: None,
+                    remote_rtp: None,
+                    remote_rtcp: None,
+                    send: true,
+                    expect_rtp: true,
+                },
+                events,
+                cname: "t".into(),
+            };
+            match beside {
+                Some(other) => engine.open_beside(other, params).unwrap(),
+                None => engine.open(params).unwrap(),
+            }
+        };
+        // The caller speaks u-law, the agent A-law.
+        let caller = open(Law::Ulaw, tx_a, None);
+        let agent = open(Law::Alaw, tx_b, Some(&caller));
+        let other_worker = open(Law::Ulaw, tokio::sync::mpsc::unbounded_channel().0, None);
+        assert_eq!(agent.bridge(&other_worker), Err(BridgeError::OtherWorker));
+        caller.bridge(&agent).unwrap();
+        caller.record_stereo(Duration::from_millis(1000));
+        let at = |s: &StreamHandle| SocketAddr::new("127.0.0.1".parse().unwrap(), s.local_port());
+        let (a, _) = tone_peer(Law::Ulaw, 1000.0, at(&caller), 1.5);
+        let (b, _) = tone_peer(Law::Alaw, 2000.0, at(&agent), 1.5);
+        let heard_by_caller = a.join().unwrap();
+        let heard_by_agent = b.join().unwrap();
+        let (c1k, c2k) = dominant(&heard_by_caller);
+        assert!(
+            c2k > 10.0 * c1k,
+            "the caller hears the agent's 2 kHz: {c1k} vs {c2k}"
+        );
+        let (a1k, a2k) = dominant(&heard_by_agent);
+        assert!(
+            a1k > 10.0 * a2k,
+            "the agent hears the caller's 1 kHz: {a1k} vs {a2k}"
+        );
+
+        let stereo = loop {
+            match tokio::time::timeout(Duration::from_secs(3), rx_a.recv())
+                .await
+                .unwrap()
+            {
+                Some(MediaEvent::RecordedStereo(s)) => break s,
+                Some(_) => continue,
+                None => panic!("stream gone"),
+            }
+        };
+        assert_eq!(stereo.len(), 16000);
+        let left: Vec<i16> = stereo.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = stereo.iter().skip(1).step_by(2).copied().collect();
+        let (l1, l2) = dominant(&left);
+        let (r1, r2) = dominant(&right);
+        assert!(l1 > 10.0 * l2, "left is the caller (1 kHz): {l1} vs {l2}");
+        assert!(r2 > 10.0 * r1, "right is the agent (2 kHz): {r1} vs {r2}");
+        caller.close().await;
+        agent.close().await;
+        other_worker.close().await;
         engine.shutdown();
     }
 }
