@@ -310,7 +310,7 @@ fn queues_and_trunks_must_be_in_the_config() {
         &[],
         &[(
             "main.yaml:30:12:",
-            "queue \"complaints\" is not in the config (queues: emergency, general, enterprise, operator)",
+            "queue \"complaints\" is not in the config (queues: emergency, general, enterprise, mongolian, operator)",
         )],
     );
     fails_with(

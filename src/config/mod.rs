@@ -147,6 +147,73 @@ pub struct QueueConfig {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// How a free seat is chosen.
+    #[serde(default = "default_strategy")]
+    pub strategy: crate::acd::router::Strategy,
+    /// Skill → minimum proficiency (1-10) a seat needs.
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// A language the seat must speak (e.g. `mn`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Seconds a seat may ring before the caller goes back to the queue.
+    #[serde(default = "default_ring_secs")]
+    pub ring_secs: u32,
+    /// Wrap-up seconds after each call.
+    #[serde(default = "default_wrap_up_secs")]
+    pub wrap_up_secs: u32,
+    /// Missed offers in a row that put a seat on break.
+    #[serde(default = "default_max_misses")]
+    pub max_misses: u32,
+    /// After this many seconds, callers move to `overflow_queue`.
+    #[serde(default)]
+    pub overflow_secs: Option<u32>,
+    #[serde(default)]
+    pub overflow_queue: Option<String>,
+    /// Longest wait in the queue, in seconds.
+    #[serde(default)]
+    pub max_wait_secs: Option<u32>,
+    /// Seconds between position announcements.
+    #[serde(default)]
+    pub announce_secs: Option<u32>,
+}
+
+fn default_strategy() -> crate::acd::router::Strategy {
+    crate::acd::router::Strategy::LongestIdle
+}
+
+fn default_ring_secs() -> u32 {
+    15
+}
+
+fn default_wrap_up_secs() -> u32 {
+    30
+}
+
+fn default_max_misses() -> u32 {
+    3
+}
+
+impl QueueConfig {
+    /// The router's rules for this queue.
+    pub fn rules(&self) -> crate::acd::router::QueueRules {
+        let secs = |s: u32| std::time::Duration::from_secs(s.into());
+        crate::acd::router::QueueRules {
+            name: self.name.clone(),
+            strategy: self.strategy,
+            skills: self.skills.clone(),
+            language: self.language.clone(),
+            ring_timeout: secs(self.ring_secs),
+            wrap_up: secs(self.wrap_up_secs),
+            max_misses: self.max_misses,
+            overflow: self
+                .overflow_secs
+                .zip(self.overflow_queue.clone())
+                .map(|(after, to)| (secs(after), to)),
+            max_wait: self.max_wait_secs.map(secs),
+            announce_every: self.announce_secs.map(secs),
+        }
+    }
 }
 
 /// One `[[trunk]]`.
@@ -198,6 +265,16 @@ pub struct SeatConfig {
     /// A disabled seat cannot register.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// Skill → proficiency 1-10, matched against queues' skills.
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    /// Languages the agent speaks.
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+}
+
+fn default_languages() -> Vec<String> {
+    vec!["cmn".into()]
 }
 
 fn enabled() -> bool {
@@ -230,11 +307,31 @@ impl Default for RegistrarConfig {
 /// The demo seats that ship: 1001-1010, password `hotline-<id>`. Demo only.
 pub fn demo_seats() -> Vec<SeatConfig> {
     (1001..=1010)
-        .map(|id| SeatConfig {
-            id: id.to_string(),
-            password: format!("hotline-{id}"),
-            name: format!("Demo seat {id}"),
-            enabled: true,
+        .map(|id| {
+            // 1001-1003 take emergencies, 1004-1006 the business desk,
+            // 1009-1010 also speak Mongolian.
+            let mut skills = std::collections::BTreeMap::new();
+            match id {
+                1001..=1003 => {
+                    skills.insert("emergency".to_string(), 5);
+                }
+                1004..=1006 => {
+                    skills.insert("enterprise".to_string(), 5);
+                }
+                _ => {}
+            }
+            let mut languages = default_languages();
+            if id >= 1009 {
+                languages.push("mn".into());
+            }
+            SeatConfig {
+                id: id.to_string(),
+                password: format!("hotline-{id}"),
+                name: format!("Demo seat {id}"),
+                enabled: true,
+                skills,
+                languages,
+            }
         })
         .collect()
 }
@@ -340,6 +437,16 @@ fn queue(name: &str, description: &str) -> QueueConfig {
     QueueConfig {
         name: name.into(),
         description: description.into(),
+        strategy: default_strategy(),
+        skills: Default::default(),
+        language: None,
+        ring_secs: default_ring_secs(),
+        wrap_up_secs: default_wrap_up_secs(),
+        max_misses: default_max_misses(),
+        overflow_secs: None,
+        overflow_queue: None,
+        max_wait_secs: None,
+        announce_secs: Some(30),
     }
 }
 
@@ -353,20 +460,49 @@ fn trunk(name: &str, port: u16, description: &str) -> TrunkConfig {
 
 /// The queues that ship.
 pub fn default_queues() -> Vec<QueueConfig> {
+    use crate::acd::router::Strategy;
+    let skill = |name: &str| std::collections::BTreeMap::from([(name.to_string(), 1u8)]);
     vec![
-        queue(
-            "emergency",
-            "Water, power, gas, heating and disaster appeals (article 10)",
-        ),
-        queue(
-            "general",
-            "Consultation, help, complaints, reports and suggestions",
-        ),
-        queue("enterprise", "Business services desk (涉企专席)"),
-        queue(
-            "operator",
-            "Any agent: callers who pressed 0 or pressed nothing",
-        ),
+        QueueConfig {
+            strategy: Strategy::SkillsBased,
+            skills: skill("emergency"),
+            ring_secs: 10,
+            wrap_up_secs: 60,
+            announce_secs: Some(20),
+            ..queue(
+                "emergency",
+                "Water, power, gas, heating and disaster appeals (article 10)",
+            )
+        },
+        QueueConfig {
+            overflow_secs: Some(120),
+            overflow_queue: Some("operator".into()),
+            max_wait_secs: Some(600),
+            ..queue(
+                "general",
+                "Consultation, help, complaints, reports and suggestions",
+            )
+        },
+        QueueConfig {
+            strategy: Strategy::SkillsBased,
+            skills: skill("enterprise"),
+            overflow_secs: Some(90),
+            overflow_queue: Some("general".into()),
+            ..queue("enterprise", "Business services desk (涉企专席)")
+        },
+        QueueConfig {
+            language: Some("mn".into()),
+            overflow_secs: Some(60),
+            overflow_queue: Some("general".into()),
+            ..queue("mongolian", "Mongolian-language desk")
+        },
+        QueueConfig {
+            max_wait_secs: Some(900),
+            ..queue(
+                "operator",
+                "Any agent: callers who pressed 0 or pressed nothing",
+            )
+        },
     ]
 }
 
@@ -528,6 +664,37 @@ impl Config {
                 ));
             }
         }
+        for q in &self.queues {
+            if q.overflow_secs.is_some() != q.overflow_queue.is_some() {
+                return Err(invalid(
+                    "queue.overflow_queue",
+                    format!(
+                        "queue {}: give overflow_secs and overflow_queue together",
+                        q.name
+                    ),
+                ));
+            }
+            if let Some(to) = &q.overflow_queue
+                && (!names.contains(to.as_str()) || *to == q.name)
+            {
+                return Err(invalid(
+                    "queue.overflow_queue",
+                    format!("queue {}: {to:?} is not another queue", q.name),
+                ));
+            }
+            if q.ring_secs == 0 {
+                return Err(invalid(
+                    "queue.ring_secs",
+                    format!("queue {}: must be at least 1", q.name),
+                ));
+            }
+            if q.skills.values().any(|l| !(1..=10).contains(l)) {
+                return Err(invalid(
+                    "queue.skills",
+                    format!("queue {}: levels are 1 to 10", q.name),
+                ));
+            }
+        }
         let mut names = std::collections::HashSet::new();
         for t in &self.trunks {
             if t.name.is_empty() || !names.insert(t.name.as_str()) {
@@ -630,6 +797,33 @@ mod tests {
     }
 
     #[test]
+    fn queues_become_router_rules() {
+        let c = Config::default();
+        let general = c
+            .queues
+            .iter()
+            .find(|q| q.name == "general")
+            .unwrap()
+            .rules();
+        assert_eq!(
+            general.overflow,
+            Some((Duration::from_secs(120), "operator".to_string()))
+        );
+        let mn = c
+            .queues
+            .iter()
+            .find(|q| q.name == "mongolian")
+            .unwrap()
+            .rules();
+        assert_eq!(mn.language.as_deref(), Some("mn"));
+        assert!(
+            c.seats
+                .iter()
+                .any(|s| s.languages.contains(&"mn".to_string()))
+        );
+    }
+
+    #[test]
     fn empty_file_is_defaults() {
         assert_eq!(
             Config::parse("", Path::new("x")).unwrap(),
@@ -684,6 +878,18 @@ mod tests {
                 "seat.password",
             ),
             ("[registrar]\nmax_expires = 10", "registrar.max_expires"),
+            (
+                "[[queue]]\nname = \"a\"\noverflow_secs = 5\noverflow_queue = \"nope\"",
+                "queue.overflow_queue",
+            ),
+            (
+                "[[queue]]\nname = \"a\"\noverflow_secs = 5",
+                "queue.overflow_queue",
+            ),
+            (
+                "[[queue]]\nname = \"a\"\nskills = { x = 11 }",
+                "queue.skills",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::parse(text, Path::new("x")).unwrap_err();

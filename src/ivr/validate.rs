@@ -1225,7 +1225,7 @@ nodes:
     fn queues_trunks_and_subflows() {
         assert_eq!(
             one(&edit("queue: general", "queue: generl")),
-            "24:12: queue \"generl\" is not in the config (queues: emergency, general, enterprise, operator)"
+            "24:12: queue \"generl\" is not in the config (queues: emergency, general, enterprise, mongolian, operator)"
         );
         let transfer = |target: &str| {
             check(&edit(
