@@ -31,38 +31,10 @@ fn wait_for(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 }
 
 fn rejected(status: u16, check: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="rejected">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:13800138000@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="{status}"><action><ereg regexp="{check}" search_in="msg" check_it="true" assign_to="1"/></action></recv>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-  <Reference variables="1"/>
-</scenario>
-"#
-    )
+    let check = format!(
+        "<action><ereg regexp=\"{check}\" search_in=\"msg\" check_it=\"true\" assign_to=\"1\"/></action>"
+    );
+    rejected_scenario("", status, &check)
 }
 
 #[test]

@@ -120,51 +120,6 @@ fn pcma_only_offer_is_answered_in_pcma() {
     assert_eq!(call["codec"], "PCMA");
 }
 
-fn rejected_scenario(sdp: &str, status: u16, checks: &str) -> String {
-    let (ctype, body) = if sdp.is_empty() {
-        ("", "")
-    } else {
-        ("Content-Type: application/sdp\n", sdp)
-    };
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="rejected">
-  <send retrans="500"><![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:13800138000@[local_ip]:[local_port]
-Max-Forwards: 70
-{ctype}Content-Length: [len]
-
-{body}
-]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="{status}">{checks}</recv>
-  <send><![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-{reference}</scenario>
-"#,
-        reference = if checks.contains("assign_to") {
-            "  <Reference variables=\"1\"/>\n"
-        } else {
-            ""
-        },
-    )
-}
-
 #[test]
 fn no_common_codec_gets_488() {
     let server = Server::start("488", &[]);
