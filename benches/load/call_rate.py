@@ -150,6 +150,7 @@ def run_once(args, rate: int) -> dict:
         "server_threads_pct": sampler.threads_percent(s0, s1),
         "server_sched": sampler.sched_stats(s0, s1),
         "ksoftirqd_cpu_pct": _r(sampler.softirqd_percent(s0, s1)),
+        "vm_steal_pct": _r(sampler.steal_percent(s0, s1)),
         "sipp_cpu_pct": _r(sampler.cpu_percent("sipp", s0, s1)),
         "machine_busy_pct": _r(sampler.machine_percent(s0, s1)),
         "other_processes_cpu_pct": _r(sampler.others_percent(s0, s1)),
@@ -188,7 +189,7 @@ def line(r: dict) -> str:
         f"ok {r['successful']}/{r['calls']} failed {r['failed']} (server answered {r['server_answered']})  "
         f"achieved {L.fmt(r['achieved_rate'])}/s  retrans {r['retransmissions']}  "
         f"INVITE->200 mean {L.fmt(r['invite_to_200_ms_mean'], 1)} ms p99 {r['invite_to_200_p99_bucket_ms']} ms  "
-        f"server CPU {L.fmt(r['server_cpu_pct'])}%  SIPp CPU {L.fmt(r['sipp_cpu_pct'])}%  machine {L.fmt(r['machine_busy_pct'])}% (others {L.fmt(r['other_processes_cpu_pct'])}%)  "
+        f"server CPU {L.fmt(r['server_cpu_pct'])}%  SIPp CPU {L.fmt(r['sipp_cpu_pct'])}%  machine {L.fmt(r['machine_busy_pct'])}% (others {L.fmt(r['other_processes_cpu_pct'])}%, ksoftirqd {L.fmt(r['ksoftirqd_cpu_pct'])}%, VM steal {L.fmt(r['vm_steal_pct'])}%)  "
         f"RSS idle {L.fmt(r['server_rss_idle_mb'])} MB peak {L.fmt(r['server_rss_peak_mb'])} MB  "
         f"overruns {r['media_tick_overruns']}  SIP socket drops {r['sip_socket_drops']}"
     )

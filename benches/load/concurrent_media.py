@@ -515,6 +515,7 @@ def run_once(args) -> dict:
         "server_threads_pct": sampler.threads_percent(w_start_mono, w_end_mono),
         "server_sched": sampler.sched_stats(w_start_mono, w_end_mono),
         "ksoftirqd_cpu_pct": _r(sampler.softirqd_percent(w_start_mono, w_end_mono)),
+        "vm_steal_pct": _r(sampler.steal_percent(w_start_mono, w_end_mono)),
         "sipp_main_cpu_pct": _r(sampler.cpu_percent("sipp_main", w_start_mono, w_end_mono)),
         "sipp_probe_cpu_pct": _r(sampler.cpu_percent("sipp_probe", w_start_mono, w_end_mono)),
         "receiver_cpu_pct": _r(sampler.cpu_percent("receiver", w_start_mono, w_end_mono)),
@@ -587,7 +588,7 @@ def summary(r: dict) -> str:
         f"user-space ts p50 {ut.get('p50_ms')} p99 {ut.get('p99_ms')} max {ut.get('max_ms')} ms; "
         f"lost {p.get('lost')}/{p.get('packets_expected')}, {p.get('packets_per_stream_per_s')} packets/s per stream (50 due)\n"
         f"  server CPU {r['server_cpu_pct']}% {r['server_threads_pct']}  ksoftirqd {r['ksoftirqd_cpu_pct']}%  SIPp main {r['sipp_main_cpu_pct']}% probe {r['sipp_probe_cpu_pct']}% "
-        f"receiver {r['receiver_cpu_pct']}%  machine {r['machine_busy_pct']}% (other processes {r['other_processes_cpu_pct']}%)\n"
+        f"receiver {r['receiver_cpu_pct']}%  machine {r['machine_busy_pct']}% (other processes {r['other_processes_cpu_pct']}%, VM steal {r['vm_steal_pct']}%)\n"
         f"  RSS idle {r['server_rss_idle_mb']} MB, with N up {r['server_rss_at_n_mb']} MB -> {r['rss_per_call_kb']} KB/call; "
         f"RTP sent {r['rtp_sent_pps']} pps received {r['rtp_received_pps']} pps (expect {r['expected_pps_each_way']}: callers' audio {r['caller_audio_fraction']}); "
         f"overruns {r['media_tick_overruns_window']} in window / {r['media_tick_overruns_total']} total; late {r['rtp_late_packets_window']}\n"

@@ -264,12 +264,19 @@ def udp_delta(a: dict, b: dict) -> dict[str, int]:
 
 
 def system_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine."""
+    """(busy, total) jiffies of the whole machine (steal counts as busy)."""
     with open("/proc/stat") as f:
         parts = [int(x) for x in f.readline().split()[1:]]
     idle = parts[3] + parts[4]
     total = sum(parts[:8])
     return total - idle, total
+
+
+def steal_jiffies() -> int:
+    """CPU time the hypervisor took from this VM (/proc/stat steal)."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()
+    return int(parts[8]) if len(parts) > 8 else 0
 
 
 @dataclass
@@ -283,6 +290,7 @@ class Sample:
     threads: dict[str, int] = field(default_factory=dict)
     sched: dict[str, list[int]] = field(default_factory=dict)
     softirqd_ticks: int = 0
+    steal: int = 0
 
 
 class Sampler(threading.Thread):
@@ -316,6 +324,7 @@ class Sampler(threading.Thread):
             threads=proc_threads_ticks(self.server.pid),
             sched=proc_threads_sched(self.server.pid),
             softirqd_ticks=sum(proc_cpu_ticks(p) or 0 for p in self.softirqd),
+            steal=steal_jiffies(),
         )
         if self.with_metrics:
             try:
@@ -379,6 +388,14 @@ class Sampler(threading.Thread):
                           "involuntary_switches_per_s": round(nonvol / dt, 1)}
         return dict(sorted(out.items(), key=lambda kv: -kv[1]["cpu_pct"]))
 
+    def steal_percent(self, t0: float, t1: float) -> float | None:
+        """CPU taken by the hypervisor, % of one core."""
+        w = self.window(t0, t1)
+        if len(w) < 2:
+            return None
+        a, b = w[0], w[-1]
+        return 100.0 * (b.steal - a.steal) / CLK_TCK / (b.t - a.t)
+
     def softirqd_percent(self, t0: float, t1: float) -> float | None:
         w = self.window(t0, t1)
         if len(w) < 2:
@@ -401,6 +418,7 @@ class Sampler(threading.Thread):
             return None
         ours = sum(self.cpu_percent(name, t0, t1) or 0.0 for name in self.pids)
         ours += self.softirqd_percent(t0, t1) or 0.0
+        ours += self.steal_percent(t0, t1) or 0.0
         return max(0.0, busy * (os.cpu_count() or 1) - ours)
 
     def rss_peak_kb(self, name: str, t0: float = 0, t1: float = float("inf")) -> int | None:
