@@ -331,7 +331,15 @@ fn reload_under_load_keeps_each_call_on_its_version() {
         after.describe(),
         server.log()
     );
-    let calls = server.recent_calls(10);
+    // Records are written just after each call ends: wait for all five.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let calls = loop {
+        let calls = server.recent_calls(10);
+        if calls.len() >= 5 || Instant::now() > deadline {
+            break calls;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let on = |hash: &str, action: &str| {
         calls
             .iter()

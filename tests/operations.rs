@@ -322,7 +322,13 @@ fn caller_that_vanishes_is_hung_up_on_rtp_timeout() {
     wait_for("the call to end", Duration::from_secs(10), || {
         server.metric("hotline_active_calls") == 0.0
     });
-    let calls = server.recent_calls(1);
+    // The record is written just after the call ends.
+    let mut calls = server.recent_calls(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while calls.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        calls = server.recent_calls(1);
+    }
     assert_eq!(calls[0]["end_reason"], "rtp-timeout", "{:?}", calls[0]);
     assert_eq!(calls[0]["hangup_by"], "hotline");
 }
