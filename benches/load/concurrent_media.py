@@ -1,31 +1,42 @@
 #!/usr/bin/env python3
 """Concurrent-calls-with-media load test for the release `hotline` binary.
 
-    benches/load/concurrent_media.py [--calls 1000] [--hold 60] [--probes 50] [--rate 100]
+    benches/load/concurrent_media.py [--calls 1000[,1500,2000]] [--hold 60] [--probes 50] [--rate 100]
 
 Holds N calls up at once for --hold seconds while the server streams the
 greeting to every caller (PCMA, 50 packets/s per call) and every caller streams
 audio back:
 
   * N - K calls come from SIPp (scenario main.xml): INVITE offering PCMA only,
-    then `rtp_stream` plays a looping A-law file made from the greeting
-    (--caller-media stream, default) or SIPp echoes the server's RTP back
-    (--caller-media echo);
+    then `rtp_stream` plays a looping A-law copy of the greeting
+    (--caller-media stream, the default; SIPp -rtp_threadtasks 100), or SIPp
+    echoes the server's RTP (--caller-media echo: one thread, falls behind);
   * K "probe" calls come from a second SIPp whose SDP points at K UDP sockets
     of a measuring receiver (this script, `_receiver` mode). The receiver takes
     each packet's kernel receive time (SO_TIMESTAMPNS: on loopback, the moment
     the server sent it, unaffected by the receiver's own scheduling) and its
-    user-space time, and streams 20 ms A-law packets back from the same socket,
-    so probe callers behave like phones too.
+    user-space time, and streams 20 ms A-law packets back from the same socket
+    (symmetric RTP), so probe callers behave like phones too.
+  Both SIPp instances ramp together at --rate calls/s in total, so the probe
+  calls are spread evenly through the media workers' stream lists.
 
 Packet-interval deviation is |arrival(n) - arrival(n-1) - 20 ms| for
-consecutive sequence numbers of one stream, over the window in which all N
-calls are up. Also reported: server CPU % (per thread kind), RSS per call
-((RSS with N up - RSS idle) / N), hotline_rtp_packets_sent/received rates,
-media tick overruns, late packets, and SIPp's pass/fail counts.
+consecutive sequence numbers of one stream, over the --hold window in which
+all N calls are up (checked with hotline_active_calls). Also reported: server
+CPU % (per thread kind, with run-queue wait and involuntary context switches
+of the media threads), RSS per call ((RSS with N up - RSS idle) / N),
+hotline_rtp_packets_sent/received rates, tick overruns, SIPp pass/fail counts,
+other load on the machine and VM steal.
 
-Bounded: every process has a deadline and is killed at exit. Runs in a private
-loopback-only network namespace when `unshare -n` is allowed; --no-netns skips.
+Verdict: PASS = all N up for the whole window, every call of both SIPp
+instances succeeded, the server answered N and ended none itself, and p99
+deviation < 5 ms; INCOMPLETE = the server part passed but the callers (SIPp)
+returned under 95 % of their audio, so the load was lighter than asked; FAIL
+otherwise. A list in --calls stops at the first FAIL.
+
+Bounded: every process has a deadline (ramp + hold + ~100 s) and is killed at
+exit. Runs in a private loopback-only network namespace when `unshare -n` is
+allowed; --no-netns skips it.
 """
 
 from __future__ import annotations

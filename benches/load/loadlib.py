@@ -534,6 +534,23 @@ def apply_common_args(args) -> None:
         CONFIG_OVERRIDES.setdefault(sec, {})[name] = parsed
 
 
+_SCHEMA: dict[Path, str] = {}
+
+
+def config_schema(binary: Path) -> str:
+    """"greeting" for servers with a [greeting] section (commit 6003ef2, one
+    looping prompt), "ivr" for later ones (IVR flows), by asking the binary's
+    own `config check`."""
+    if binary in _SCHEMA:
+        return _SCHEMA[binary]
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "probe.toml"
+        f.write_text(f'[greeting]\nflows_dir = {toml_value(str(REPO / "ivr-flows"))}\nprompt = {toml_value(str(resolve_prompt()))}\n')
+        r = subprocess.run([str(binary), "config", "check", str(f)], capture_output=True, text=True, timeout=60)
+    _SCHEMA[binary] = "greeting" if r.returncode == 0 else "ivr"
+    return _SCHEMA[binary]
+
+
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -555,17 +572,31 @@ class Server:
             )
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="hotline-load-"))
         self.dir.mkdir(parents=True, exist_ok=True)
-        # The prompt is copied into the work dir (absolute, so flows_dir.join
-        # keeps it) and stays put even if the repository changes mid-run.
-        prompt = self.dir / "greeting.wav"
-        shutil.copyfile(resolve_prompt(), prompt)
+        self.schema = config_schema(self.binary)
         base = {
             "sip": {"listen": "127.0.0.1:0"},
             "http": {"listen": "127.0.0.1:0"},
             "media": {"bind_ip": "127.0.0.1", "advertise_ip": "127.0.0.1"},
-            "greeting": {"flows_dir": str(REPO / "ivr-flows"), "prompt": str(prompt)},
             "store": {"database_url": f"sqlite://{self.dir}/hotline.db"},
         }
+        sections = {k: dict(v) for k, v in sections.items()}
+        if self.schema == "greeting":
+            # The greeting loops on every call. It is copied into the work dir
+            # (absolute, so flows_dir.join keeps it) and stays put even if the
+            # repository changes mid-run.
+            prompt = self.dir / "greeting.wav"
+            shutil.copyfile(resolve_prompt(), prompt)
+            base["greeting"] = {"flows_dir": str(REPO / "ivr-flows"), "prompt": str(prompt)}
+        else:
+            # IVR flows: calls run the repository's main flow (prompts, menus,
+            # then a queue with hold music when nobody presses a key).
+            sections.pop("greeting", None)
+            base["ivr"] = {
+                "flows_dir": str(REPO / "ivr-flows"),
+                "watch": False,
+                "calendar_dir": str(REPO / "sip-config/calendar"),
+                "recordings_dir": str(self.dir / "recordings"),
+            }
         for sec, kv in sections.items():
             base.setdefault(sec, {}).update(kv)
         for sec, kv in CONFIG_OVERRIDES.items():
