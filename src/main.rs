@@ -1,5 +1,5 @@
 //! The `hotline` command: `serve` (the default), `config check`,
-//! `flows check|schema|simulate`, `migrate`.
+//! `flows check|schema|simulate`, `migrate`, `agents add|list|disable|enable`.
 
 use clap::{Parser, Subcommand};
 use hotline::server::{self, Overrides};
@@ -45,6 +45,81 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Manage seats kept in the database (next to the config's [[seat]]).
+    ///
+    /// A running server picks changes up on reload (SIGHUP or
+    /// POST /api/v1/admin/reload).
+    Agents {
+        #[command(subcommand)]
+        action: AgentsAction,
+    },
+}
+
+/// Where `agents` finds the database: as `migrate` does.
+#[derive(clap::Args, Debug)]
+struct StoreArgs {
+    /// sqlite://path or postgres://...; defaults to the config's store.database_url.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AgentsAction {
+    /// Add a seat to the database, or update a stored one.
+    Add {
+        /// The seat's SIP user, letters and digits, e.g. 2001.
+        id: String,
+        /// Digest password, 8 characters or more; required for a new seat,
+        /// kept when left out on an update.
+        #[arg(long, env = "HOTLINE_SEAT_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// The agent's name, shown on the board.
+        #[arg(long)]
+        name: Option<String>,
+        /// A skill and its level 1-10, e.g. general=5; repeat for more.
+        #[arg(long = "skill", value_name = "SKILL=LEVEL", value_parser = parse_skill)]
+        skills: Vec<(String, u8)>,
+        /// A language the agent speaks, e.g. cmn; repeat for more (default cmn).
+        #[arg(long = "language", value_name = "CODE")]
+        languages: Vec<String>,
+        /// Store the seat disabled (it cannot register); `agents enable` undoes it.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List config and stored seats.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a stored seat: it can no longer register or take calls.
+    Disable {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enable a stored seat again.
+    Enable {
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_skill(s: &str) -> Result<(String, u8), String> {
+    let (name, level) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected SKILL=LEVEL, e.g. general=5"))?;
+    let level = level
+        .trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|l| (1..=10).contains(l))
+        .ok_or_else(|| format!("{s:?}: the level must be a whole number from 1 to 10"))?;
+    Ok((name.trim().to_owned(), level))
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,6 +254,7 @@ fn main() -> ExitCode {
                 database_url,
                 config,
             }) => migrate(database_url, config).await,
+            Some(Command::Agents { action }) => agents(action).await,
         }
     });
     match result {
@@ -338,4 +414,191 @@ async fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> anyho
     store.close().await;
     println!("database schema is up to date");
     Ok(())
+}
+
+/// The config and the store `agents` works on.
+async fn open_store(
+    args: StoreArgs,
+) -> anyhow::Result<(hotline::config::Config, hotline::store::Store)> {
+    let config = server::load_config(
+        default_config_path(args.config).as_deref(),
+        &Overrides::default(),
+    )?;
+    let url = args
+        .database_url
+        .unwrap_or_else(|| config.store.database_url.clone());
+    let store = hotline::store::Store::connect(&url).await?;
+    Ok((config, store))
+}
+
+async fn agents(action: AgentsAction) -> anyhow::Result<()> {
+    use hotline::store::seats::{SeatInput, merge, validate_id};
+    match action {
+        AgentsAction::Add {
+            id,
+            password,
+            name,
+            skills,
+            languages,
+            disabled,
+            store,
+        } => {
+            validate_id(&id).map_err(seat_error)?;
+            let mut skill_map = std::collections::BTreeMap::new();
+            for (skill, level) in skills {
+                if skill_map.insert(skill.clone(), level).is_some() {
+                    anyhow::bail!("--skill: {skill:?} is given twice");
+                }
+            }
+            let (config, store) = open_store(store).await?;
+            let result = async {
+                refuse_config_seat(&config, &id)?;
+                let old = store.stored_seat(&id).await.map_err(seat_error)?;
+                let Some(password) = password.or_else(|| old.as_ref().map(|o| o.password.clone()))
+                else {
+                    anyhow::bail!("--password: required for a new seat");
+                };
+                // Options left out on an update keep the stored values.
+                let input = SeatInput {
+                    id: id.clone(),
+                    password,
+                    name: name
+                        .or_else(|| old.as_ref().map(|o| o.name.clone()))
+                        .unwrap_or_default(),
+                    enabled: !disabled && old.as_ref().is_none_or(|o| o.enabled),
+                    skills: match (&old, skill_map.is_empty()) {
+                        (Some(o), true) => o.skills.clone(),
+                        _ => skill_map,
+                    },
+                    languages: match (&old, languages.is_empty()) {
+                        (Some(o), true) => o.languages.clone(),
+                        // The same default as a [[seat]] without `languages`.
+                        (None, true) => vec!["cmn".to_string()],
+                        _ => languages,
+                    },
+                };
+                store.upsert_seat(&input).await.map_err(seat_error)
+            }
+            .await;
+            store.close().await;
+            let (seat, created) = result?;
+            println!(
+                "seat {} {} ({}); a running server picks it up on reload",
+                seat.id,
+                if created { "added" } else { "updated" },
+                if seat.enabled { "enabled" } else { "disabled" },
+            );
+            Ok(())
+        }
+        AgentsAction::List { store } => {
+            let (config, store) = open_store(store).await?;
+            let stored = store.stored_seats().await;
+            store.close().await;
+            let merged = merge(&config.seats, &stored.map_err(seat_error)?);
+            for id in &merged.shadowed {
+                eprintln!(
+                    "hotline: stored seat {id:?} is ignored: [[seat]] in the config file has the same id"
+                );
+            }
+            let header =
+                ["ID", "NAME", "ENABLED", "SOURCE", "SKILLS", "LANGUAGES"].map(String::from);
+            let rows: Vec<[String; 6]> = merged
+                .seats
+                .iter()
+                .map(|(s, source)| {
+                    [
+                        s.id.clone(),
+                        s.name.clone(),
+                        if s.enabled { "yes" } else { "no" }.to_string(),
+                        source.as_str().to_string(),
+                        s.skills
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        s.languages.join(","),
+                    ]
+                })
+                .collect();
+            print_table(&header, &rows);
+            Ok(())
+        }
+        AgentsAction::Disable { id, store } => set_enabled(id, store, false).await,
+        AgentsAction::Enable { id, store } => set_enabled(id, store, true).await,
+    }
+}
+
+/// Why a stored seat could not be saved, in the CLI's terms: the option is
+/// named, not the API field.
+fn seat_error(e: hotline::store::seats::SeatError) -> anyhow::Error {
+    use hotline::store::seats::SeatError;
+    match e {
+        SeatError::Invalid { field, message } => {
+            let option = match field {
+                "password" => "--password",
+                "name" => "--name",
+                "skills" => "--skill",
+                "languages" => "--language",
+                other => other,
+            };
+            anyhow::anyhow!("{option}: {message}")
+        }
+        SeatError::NotFound(id) => {
+            anyhow::anyhow!("no stored seat {id:?} (see `hotline agents list`)")
+        }
+        other => anyhow::anyhow!(other),
+    }
+}
+
+/// Refuses an id that `[[seat]]` already has: the stored seat would never
+/// be used.
+fn refuse_config_seat(config: &hotline::config::Config, id: &str) -> anyhow::Result<()> {
+    if config.seats.iter().any(|s| s.id == id) {
+        anyhow::bail!(
+            "seat {id:?} is defined in [[seat]] of the config file, which wins over the store; change it there"
+        );
+    }
+    Ok(())
+}
+
+async fn set_enabled(id: String, args: StoreArgs, enabled: bool) -> anyhow::Result<()> {
+    hotline::store::seats::validate_id(&id).map_err(seat_error)?;
+    let (config, store) = open_store(args).await?;
+    let result = match refuse_config_seat(&config, &id) {
+        Ok(()) => store
+            .set_seat_enabled(&id, enabled)
+            .await
+            .map_err(seat_error),
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    let seat = result?;
+    println!(
+        "seat {} {}; a running server picks it up on reload",
+        seat.id,
+        if seat.enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}
+
+/// Prints rows under a header, columns padded to their widest cell.
+fn print_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
+    let mut widths = header.each_ref().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String; N]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header);
+    for row in rows {
+        line(row);
+    }
 }

@@ -15,6 +15,7 @@ use crate::report::metrics::Metrics;
 use crate::sip::admission::{Admission, Limits};
 use crate::sip::registrar::{Account, Policy, Registrar};
 use crate::store::Store;
+use crate::store::seats::{self, Merged, SeatCache, SeatError, StoredSeat};
 use crate::store::writer::{self, RecordSender, WriterCounters, WriterLimits};
 use arc_swap::ArcSwap;
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -128,12 +129,18 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub admission: Mutex<Admission>,
     pub registrar: Mutex<Registrar>,
+    /// Queues and seats of this node.
+    pub acd: crate::acd::service::Acd,
     pub dialogs: Arc<DialogLayer>,
+    /// The SIP listener's address (Contact of calls we place).
+    pub sip_addr: std::net::SocketAddr,
     /// Cancelled when calls still up must be hung up now (end of drain).
     pub hangup_all: CancellationToken,
     active: AtomicUsize,
     call_ended: Notify,
     pub store: Store,
+    /// The store's seats as last read (merged with the config's).
+    pub seat_cache: SeatCache,
     reload_lock: Mutex<()>,
 }
 
@@ -164,6 +171,15 @@ pub fn accounts(c: &Config) -> Vec<Account> {
             enabled: s.enabled,
         })
         .collect()
+}
+
+/// The config with the store's seats added; a config seat wins a clash.
+fn with_store_seats(c: &Config, stored: &[StoredSeat]) -> Config {
+    let merged = seats::merge(&c.seats, stored);
+    for id in &merged.shadowed {
+        tracing::warn!(seat = %id, "seat is both in [[seat]] and in the store; the config file's wins");
+    }
+    merged.apply_to(c)
 }
 
 /// Demo passwords are for loopback only: say so loudly otherwise.
@@ -312,11 +328,7 @@ impl Shared {
             .lock()
             .expect("admission lock")
             .set_limits(admission_limits(&new));
-        self.registrar
-            .lock()
-            .expect("registrar lock")
-            .set_accounts(accounts(&new));
-        warn_demo_passwords(&new);
+        self.apply_seats(&new);
         self.flows.store(Arc::new(flows));
         {
             let mut status = self.flows_status.lock().expect("flows status");
@@ -326,6 +338,51 @@ impl Shared {
         self.calendar.store(Arc::new(calendar));
         self.config.store(Arc::new(new));
         Ok(ReloadOutcome { restart_required })
+    }
+
+    /// Hands config and stored seats to the registrar and the ACD.
+    fn apply_seats(&self, config: &Config) {
+        use crate::acd::router::{Event, Status};
+        let effective = with_store_seats(config, &self.seat_cache.get());
+        self.registrar
+            .lock()
+            .expect("registrar lock")
+            .set_accounts(accounts(&effective));
+        self.acd.sync_seats(&effective);
+        // The ACD only ever adds seats; one that is disabled or gone has lost
+        // its registration, so it must not be offered calls any more.
+        for view in self.acd.seats() {
+            let usable = effective
+                .seats
+                .iter()
+                .any(|s| s.id == view.seat && s.enabled);
+            if !usable && view.status != Status::LoggedOut {
+                let seat = view.seat;
+                self.acd
+                    .handle(Event::SetStatus {
+                        seat,
+                        status: Status::LoggedOut,
+                    })
+                    .ok();
+            }
+        }
+        warn_demo_passwords(&effective);
+    }
+
+    /// Re-reads the store's seats and applies them with the running config
+    /// (after an API change, and before a reload so the CLI's changes count).
+    pub async fn refresh_seats(&self) -> Result<(), SeatError> {
+        let _one_read_at_a_time = self.seat_cache.refresh.lock().await;
+        let stored = self.store.stored_seats().await?;
+        let _no_reload_meanwhile = self.reload_lock.lock().expect("reload lock");
+        self.seat_cache.set(stored);
+        self.apply_seats(&self.config.load());
+        Ok(())
+    }
+
+    /// Every seat, config and store, as the registrar and the ACD have them.
+    pub fn seat_list(&self) -> Merged {
+        seats::merge(&self.config.load().seats, &self.seat_cache.get())
     }
 
     /// Stops taking calls (new INVITEs get 503).
@@ -363,6 +420,8 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         .map_err(|problems| anyhow::anyhow!("{}", ReloadError::Flows(problems)))?;
     let calendar = Calendar::load_dir(&config.ivr.calendar_dir)?;
     let store = Store::connect(&config.store.database_url).await?;
+    let stored_seats = store.stored_seats().await?;
+    let seat_config = with_store_seats(&config, &stored_seats);
 
     let jitter_frames = (config.media.jitter_buffer_ms / 20) as usize;
     let media = MediaEngine::start(EngineConfig {
@@ -373,6 +432,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         rtp_timeout: (config.media.rtp_timeout_secs > 0)
             .then(|| Duration::from_secs(config.media.rtp_timeout_secs.into())),
         rtcp_interval: Duration::from_secs(config.media.rtcp_interval_secs.into()),
+        realtime_priority: config.media.realtime_priority,
     })?;
     let writer_counters = Arc::new(WriterCounters::default());
     let flow_stats = Arc::new(FlowStats::default());
@@ -400,10 +460,15 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
     let http_addr = http_listener.local_addr()?;
 
-    warn_demo_passwords(&config);
+    warn_demo_passwords(&seat_config);
     let shared = Arc::new(Shared {
         admission: Mutex::new(Admission::new(admission_limits(&config))),
-        registrar: Mutex::new(Registrar::new(registrar_policy(&config), accounts(&config))),
+        registrar: Mutex::new(Registrar::new(
+            registrar_policy(&config),
+            accounts(&seat_config),
+        )),
+        acd: crate::acd::service::Acd::new(&seat_config),
+        sip_addr,
         config: ArcSwap::from_pointee(config),
         flows: ArcSwap::from_pointee(flows),
         flows_status: Mutex::new(FlowsStatus {
@@ -422,12 +487,18 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         active: AtomicUsize::new(0),
         call_ended: Notify::new(),
         store,
+        seat_cache: SeatCache::new(stored_seats),
         reload_lock: Mutex::new(()),
     });
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::sip::listener::run(sip, shared.clone())));
     tasks.push(tokio::spawn(expire_registrations(shared.clone())));
+    let acd_shared = shared.clone();
+    let acd_stop = sip_cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        acd_shared.acd.run(acd_stop).await;
+    }));
     let http_cancel = CancellationToken::new();
     let app = crate::api::router(shared.clone());
     let stop = http_cancel.clone();
@@ -471,6 +542,7 @@ async fn expire_registrations(shared: Arc<Shared>) {
             .expire(std::time::Instant::now());
         for seat in gone {
             tracing::info!(%seat, "registration expired");
+            shared.acd.seat_unregistered(&seat);
         }
     }
 }
@@ -549,6 +621,11 @@ pub async fn serve(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
+                // A database that is away keeps the seats last read; the
+                // config file is reloaded all the same.
+                if let Err(e) = running.shared.refresh_seats().await {
+                    tracing::error!(error = %e, "stored seats not re-read; the last read stay");
+                }
                 // Errors are logged and counted inside; the old config stays.
                 running.shared.reload().ok();
             }

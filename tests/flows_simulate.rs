@@ -118,6 +118,14 @@ fn language_choice() {
             .any(|l| l.contains("play mn/main_menu")),
         "the Mongolian set is asked for (falling back to Mandarin audio)"
     );
+    assert!(
+        mongolian.visited("main:mongolian"),
+        "a Mongolian caller reaches the Mongolian-language desk: {:?}",
+        mongolian.path()
+    );
+    assert!(mandarin.visited("main:general"), "{:?}", mandarin.path());
+    let mongolian_operator = simulate("main", "2,0", &[]);
+    assert!(mongolian_operator.visited("main:mongolian"));
     let silent = simulate("main", "T,2", &[]);
     assert!(silent.visited("main:lang_cmn"), "no key: Mandarin");
     let wrong = simulate("main", "7,2", &[]);

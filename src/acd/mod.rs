@@ -5,3 +5,4 @@
 //! store (memory or Redis) build on it.
 
 pub mod router;
+pub mod service;

@@ -251,6 +251,46 @@ impl Router {
             .collect()
     }
 
+    /// Every seat, in id order.
+    pub fn seats(&self) -> impl Iterator<Item = &Seat> {
+        self.seats.values()
+    }
+
+    /// The queues' names.
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(String::as_str)
+    }
+
+    /// Per queue: calls waiting and the longest of their waits (since they
+    /// first queued), for boards and metrics.
+    pub fn queue_load(&self, now: Instant) -> BTreeMap<&str, (usize, Duration)> {
+        let mut load: BTreeMap<&str, (usize, Duration)> = self
+            .queues
+            .keys()
+            .map(|q| (q.as_str(), (0, Duration::ZERO)))
+            .collect();
+        for w in &self.waiting {
+            if let Some(entry) = load.get_mut(w.queue.as_str()) {
+                entry.0 += 1;
+                entry.1 = entry.1.max(now.saturating_duration_since(w.since));
+            }
+        }
+        load
+    }
+
+    /// The queue a waiting call is in.
+    pub fn queue_of(&self, call: CallId) -> Option<&str> {
+        self.waiting
+            .iter()
+            .find(|w| w.id == call)
+            .map(|w| w.queue.as_str())
+    }
+
+    /// Where a call stands among all waiting calls, if it is waiting.
+    pub fn waiting_position(&self, call: CallId) -> Option<usize> {
+        self.position(call)
+    }
+
     /// The next action.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

@@ -1,8 +1,11 @@
-//! HTTP API (axum): call records, health, metrics, admin.
+//! HTTP API (axum): call records, health, metrics, admin, and seats and
+//! queues ([`agents`]).
 //!
 //! JSON under `/api/v1`, with its OpenAPI document at `/api/v1/openapi.json`.
 //! A request with a bad field gets a 4xx whose body names the field:
 //! `{"error": "...", "field": "limit"}`.
+
+mod agents;
 
 use crate::server::Shared;
 use axum::extract::{Path, RawQuery, State};
@@ -28,6 +31,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/admin/reload", post(reload))
         .route("/api/v1/flows", get(list_flows))
         .route("/api/v1/flows/{name}/stats", get(flow_stats))
+        .merge(agents::routes())
         .fallback(not_found)
         .with_state(shared)
 }
@@ -98,7 +102,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        shared.metrics.render(),
+        shared.metrics.render_with(Some(shared.acd.scrape())),
     )
         .into_response()
 }
@@ -175,6 +179,11 @@ async fn get_call(
 }
 
 async fn reload(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    // Seats the CLI stored count from this reload on; a database that is
+    // away keeps the seats last read and does not block the config.
+    if let Err(e) = shared.refresh_seats().await {
+        tracing::error!(error = %e, "stored seats not re-read; the last read stay");
+    }
     let outcome = tokio::task::spawn_blocking(move || shared.reload())
         .await
         .map_err(|e| ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;

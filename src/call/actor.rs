@@ -9,6 +9,10 @@
 
 use super::ivr::{IvrRun, Request as IvrRequest};
 use super::record::{CallRecord, RtpSummary, now_ms};
+use super::recording::StereoWav;
+use super::seat_leg::{Dial, LegEvent, SeatLeg};
+use crate::acd::router::{CallId, Event as AcdEvent};
+use crate::acd::service::{QueueEvent, QueuedCall};
 use crate::config::Config;
 use crate::ivr::load::FlowSet;
 use crate::media::dtmf::parse_info_body;
@@ -68,6 +72,11 @@ enum End {
     NoAck,
     BadAnswer,
     MediaUnavailable,
+    /// The agent hung up and there was no survey to go to.
+    AgentBye,
+    /// The agent's softphone vanished mid-call.
+    SeatLost,
+    QueueMaxWait,
     Other,
 }
 
@@ -85,6 +94,9 @@ impl End {
             End::NoAck => "no-ack",
             End::BadAnswer => "bad-sdp-answer",
             End::MediaUnavailable => "media-unavailable",
+            End::AgentBye => "agent-bye",
+            End::SeatLost => "seat-lost",
+            End::QueueMaxWait => "queue-max-wait",
             End::Other => "ended",
         }
     }
@@ -100,6 +112,9 @@ impl End {
                 | End::SessionExpired
                 | End::Shutdown
                 | End::BadAnswer
+                | End::AgentBye
+                | End::SeatLost
+                | End::QueueMaxWait
         )
     }
 }
@@ -139,6 +154,25 @@ struct Call<'a> {
     answered_at: Option<i64>,
     status: u16,
     record: CallRecord,
+    /// The ACD queue the caller waits in.
+    queue: Option<Queued>,
+    /// Seats ringing for this call (several with ring-all).
+    ringing: Vec<SeatLeg>,
+    /// The agent in conversation with the caller.
+    agent: Option<SeatLeg>,
+    wav: Option<StereoWav>,
+    /// The main flow's record, kept when the caller moves on to the survey.
+    main_ivr: Option<super::ivr::IvrRecord>,
+}
+
+/// A call's place in the ACD.
+struct Queued {
+    id: CallId,
+    name: String,
+    events: UnboundedReceiver<QueueEvent>,
+    /// Whether this queue's conversations are recorded.
+    record: bool,
+    reject_pause: Duration,
 }
 
 impl<'a> Call<'a> {
@@ -265,6 +299,11 @@ impl<'a> Call<'a> {
             answered_at: None,
             status: 0,
             record,
+            queue: None,
+            ringing: Vec::new(),
+            agent: None,
+            wav: None,
+            main_ivr: None,
         };
         let end = call.drive(&timer_request).await;
         call.finish(end).await
@@ -321,6 +360,7 @@ impl<'a> Call<'a> {
         }
 
         loop {
+            self.take_up_queue();
             let timer_due = self.timer.map(|t| t.due(self.refreshed_at.into_std()));
             let timer_at = match timer_due {
                 Some(Due::Refresh(at) | Due::Expire(at)) => Instant::from_std(at),
@@ -346,8 +386,12 @@ impl<'a> Call<'a> {
                             (Some(ivr), Some(stream)) => ivr.recorded(samples, stream).await,
                             _ => IvrRequest::Continue,
                         },
-                        // Bridged calls record in stereo; none are bridged yet.
-                        Some(MediaEvent::RecordedStereo(_)) => IvrRequest::Continue,
+                        Some(MediaEvent::RecordedStereoPart(samples) | MediaEvent::RecordedStereo(samples)) => {
+                            if let Some(wav) = &self.wav {
+                                wav.push(samples);
+                            }
+                            IvrRequest::Continue
+                        }
                         Some(MediaEvent::RtpTimeout) => {
                             tracing::info!("no RTP from the caller: hanging up");
                             return self.hang_up(End::RtpTimeout);
@@ -356,6 +400,19 @@ impl<'a> Call<'a> {
                     };
                     if request == IvrRequest::Hangup {
                         return self.hang_up(End::FlowHangup);
+                    }
+                }
+                event = recv_queue(&mut self.queue) => {
+                    if let Some(end) = self.on_queue_event(event).await {
+                        return end;
+                    }
+                }
+                (i, event) = next_ringing(&mut self.ringing) => {
+                    self.on_ringing(i, event).await;
+                }
+                event = next_agent(&mut self.agent) => {
+                    if let Some(end) = self.on_agent(event).await {
+                        return end;
                     }
                 }
                 answer = recv_answer(&mut self.ivr) => {
@@ -394,6 +451,7 @@ impl<'a> Call<'a> {
             return Some(End::Other);
         };
         let Some(mut ivr) = IvrRun::start(
+            &self.config.ivr.main_flow,
             self.flows.clone(),
             self.config.clone(),
             self.shared.flow_stats.clone(),
@@ -406,6 +464,282 @@ impl<'a> Call<'a> {
             tracing::error!(flow = %self.config.ivr.main_flow, "main flow missing: hanging up");
             return Some(self.hang_up(End::NoFlow));
         };
+        let request = ivr.pump(stream);
+        self.ivr = Some(ivr);
+        (request == IvrRequest::Hangup).then(|| self.hang_up(End::FlowHangup))
+    }
+
+    /// Puts the caller in the queue the flow chose, once it chose one.
+    fn take_up_queue(&mut self) {
+        let Some((name, priority)) = self.ivr.as_mut().and_then(IvrRun::take_queue_request) else {
+            return;
+        };
+        let Some(rules) = self.config.queues.iter().find(|q| q.name == name) else {
+            // `flows check` refuses unknown queues; a flow edited past it
+            // leaves the caller on hold music rather than cut off.
+            tracing::error!(queue = %name, "flow queued to an unknown queue");
+            return;
+        };
+        let (record, reject_pause) = (
+            rules.record,
+            Duration::from_secs(rules.reject_pause_secs.into()),
+        );
+        let id = self.shared.acd.new_call_id();
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let call = QueuedCall {
+            call_id: self.record.call_id.clone(),
+            caller: self.record.caller.clone(),
+            events: tx,
+        };
+        // Queue is set first: the enqueue may offer a seat at once.
+        self.queue = Some(Queued {
+            id,
+            name: name.clone(),
+            events,
+            record,
+            reject_pause,
+        });
+        match self.shared.acd.enqueue(id, &name, priority, call) {
+            Ok(()) => {
+                tracing::info!(queue = %name, priority, "queued");
+                self.record.queued_at = Some(now_ms());
+            }
+            Err(e) => {
+                tracing::error!(queue = %name, error = %e, "queue refused the call");
+                self.queue = None;
+            }
+        }
+    }
+
+    async fn on_queue_event(&mut self, event: Option<QueueEvent>) -> Option<End> {
+        let event = event?;
+        let queued = self.queue.as_ref()?;
+        let call = queued.id;
+        match event {
+            QueueEvent::Offer { seat } => self.offer(call, seat),
+            QueueEvent::Withdraw { seat } => {
+                if let Some(i) = self.ringing.iter().position(|l| l.seat == seat) {
+                    let leg = self.ringing.remove(i);
+                    tracing::info!(%seat, "offer withdrawn");
+                    leg.close(self.shared).await;
+                }
+            }
+            QueueEvent::Announce {
+                position,
+                estimated_wait,
+            } => {
+                tracing::info!(
+                    position,
+                    wait_secs = estimated_wait.as_secs(),
+                    "announcing queue position"
+                );
+                if self.agent.is_none()
+                    && let (Some(ivr), Some(stream)) = (&mut self.ivr, &self.stream)
+                {
+                    ivr.announce_position(position, stream);
+                }
+            }
+            QueueEvent::Overflowed { to } => {
+                tracing::info!(queue = %to, "overflowed");
+                self.record.queue = Some(to.clone());
+                if let Some(q) = &mut self.queue {
+                    q.name = to;
+                }
+            }
+            QueueEvent::MaxWait => {
+                tracing::info!("longest queue wait reached");
+                return Some(self.hang_up(End::QueueMaxWait));
+            }
+        }
+        None
+    }
+
+    /// Rings a seat at its registered softphone.
+    fn offer(&mut self, call: CallId, seat: String) {
+        let binding = self
+            .shared
+            .registrar
+            .lock()
+            .expect("registrar lock")
+            .lookup(&seat, std::time::Instant::now())
+            .first()
+            .map(|b| (*b).clone());
+        let pause = self
+            .queue
+            .as_ref()
+            .map_or(Duration::ZERO, |q| q.reject_pause);
+        let (Some(binding), Some(stream)) = (binding, &self.stream) else {
+            // Registered as available but no softphone to ring: it cannot
+            // take calls until it registers again.
+            tracing::warn!(%seat, "offered seat has no registration");
+            self.shared
+                .acd
+                .handle(AcdEvent::Rejected {
+                    seat: seat.clone(),
+                    call,
+                    pause,
+                })
+                .ok();
+            self.shared.acd.seat_unregistered(&seat);
+            return;
+        };
+        let advertise = self.config.media.advertise_ip.parse().ok();
+        match SeatLeg::dial(
+            self.shared,
+            Dial {
+                seat: &seat,
+                binding: &binding,
+                beside: stream,
+                caller_number: &self.record.caller,
+                sip_addr: self.shared.sip_addr,
+                advertise_ip: advertise,
+                caller_call_id: &self.record.call_id,
+            },
+        ) {
+            Ok(leg) => self.ringing.push(leg),
+            Err(e) => {
+                tracing::warn!(%seat, error = %e, "cannot ring seat");
+                self.shared
+                    .acd
+                    .handle(AcdEvent::Rejected { seat, call, pause })
+                    .ok();
+            }
+        }
+    }
+
+    /// A ringing seat answered or failed.
+    async fn on_ringing(&mut self, i: usize, event: LegEvent) {
+        let Some(queued) = &self.queue else { return };
+        let call = queued.id;
+        let pause = queued.reject_pause;
+        match event {
+            LegEvent::Answered => {
+                let leg = self.ringing.remove(i);
+                let seat = leg.seat.clone();
+                let taken = self.shared.acd.handle(AcdEvent::Answered {
+                    seat: seat.clone(),
+                    call,
+                });
+                if let Err(e) = taken {
+                    // Withdrawn while the answer was on its way (another
+                    // seat of a ring-all answered first).
+                    tracing::info!(%seat, error = %e, "late answer: releasing seat");
+                    leg.close(self.shared).await;
+                    return;
+                }
+                self.connect(leg);
+            }
+            LegEvent::Failed { status } => {
+                let leg = self.ringing.remove(i);
+                let seat = leg.seat.clone();
+                tracing::info!(%seat, status, "seat did not take the call");
+                leg.close(self.shared).await;
+                // Busy or declined: the seat is left alone a while. Other
+                // failures (not found, no answer) too, so a broken phone is
+                // not rung again at once; the ring timeout covers silence.
+                self.shared
+                    .acd
+                    .handle(AcdEvent::Rejected { seat, call, pause })
+                    .ok();
+            }
+            LegEvent::Hold(_) | LegEvent::Ended { .. } => {}
+        }
+    }
+
+    /// Bridges the caller with the agent who answered.
+    fn connect(&mut self, leg: SeatLeg) {
+        let (Some(stream), Some(agent_stream)) = (&self.stream, leg.stream()) else {
+            return;
+        };
+        stream.stop_playback();
+        if let Err(e) = stream.bridge(agent_stream) {
+            tracing::error!(error = %e, "cannot bridge caller and agent");
+        }
+        if self.queue.as_ref().is_some_and(|q| q.record) {
+            match StereoWav::create(&self.config.ivr.recordings_dir, &self.record.call_id) {
+                Ok(wav) => {
+                    stream.record_stereo(Duration::from_secs(self.config.ivr.max_call_secs.into()));
+                    self.wav = Some(wav);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start the call recording"),
+            }
+        }
+        tracing::info!(seat = %leg.seat, leg = %leg.call_id, "caller connected to agent");
+        self.record.seat = Some(leg.seat.clone());
+        self.record.seat_call_id = Some(leg.call_id.clone());
+        self.record.seat_codec = leg.codec().map(str::to_owned);
+        self.record.connected_at = Some(now_ms());
+        self.agent = Some(leg);
+    }
+
+    /// Hold, unhold or the end of the agent's leg.
+    async fn on_agent(&mut self, event: LegEvent) -> Option<End> {
+        match event {
+            LegEvent::Hold(true) => {
+                tracing::info!("agent put the caller on hold");
+                if let (Some(ivr), Some(stream)) = (&mut self.ivr, &self.stream) {
+                    ivr.hold_music(stream);
+                }
+            }
+            LegEvent::Hold(false) => {
+                tracing::info!("agent took the caller off hold");
+                if let Some(stream) = &self.stream {
+                    stream.stop_playback();
+                }
+            }
+            LegEvent::Ended { by_agent } => {
+                self.end_agent().await;
+                if !by_agent {
+                    return Some(self.hang_up(End::SeatLost));
+                }
+                return self.start_survey();
+            }
+            LegEvent::Answered | LegEvent::Failed { .. } => {}
+        }
+        None
+    }
+
+    /// Parts the caller from the agent; the seat goes to wrap-up.
+    async fn end_agent(&mut self) {
+        let Some(leg) = self.agent.take() else { return };
+        if let Some(stream) = &self.stream {
+            stream.stop_recording();
+            stream.unbridge();
+            stream.stop_playback();
+        }
+        self.record.seat_ended_at = Some(now_ms());
+        self.shared
+            .acd
+            .handle(AcdEvent::CallEnded {
+                seat: leg.seat.clone(),
+            })
+            .ok();
+        leg.close(self.shared).await;
+    }
+
+    /// After the agent hangs up the caller rates the call.
+    fn start_survey(&mut self) -> Option<End> {
+        let survey = self.config.ivr.survey_flow.clone();
+        if let Some(ivr) = self.ivr.take() {
+            self.main_ivr = Some(ivr.into_record());
+        }
+        let Some(stream) = &self.stream else {
+            return Some(self.hang_up(End::AgentBye));
+        };
+        let Some(mut ivr) = IvrRun::start(
+            &survey,
+            self.flows.clone(),
+            self.config.clone(),
+            self.shared.flow_stats.clone(),
+            self.shared.store.clone(),
+            self.shared.calendar.load_full(),
+            &self.record.call_id,
+            &self.record.caller,
+            Instant::now(),
+        ) else {
+            return Some(self.hang_up(End::AgentBye));
+        };
+        tracing::info!(flow = %survey, "agent hung up: survey");
         let request = ivr.pump(stream);
         self.ivr = Some(ivr);
         (request == IvrRequest::Hangup).then(|| self.hang_up(End::FlowHangup))
@@ -645,6 +979,7 @@ impl<'a> Call<'a> {
     }
 
     async fn finish(mut self, end: End) -> CallRecord {
+        self.leave_acd().await;
         let stats = match self.stream.take() {
             Some(s) => s.close().await,
             None => StreamStats::default(),
@@ -661,11 +996,24 @@ impl<'a> Call<'a> {
         record.status = if self.status == 0 { 500 } else { self.status };
         record.codec = self.negotiated.as_ref().map(|n| n.law.name().to_owned());
         record.digits = std::mem::take(&mut self.digits);
+        let wav = self.wav.take();
+        if let Some(wav) = wav {
+            record.call_recording = wav.finish().await;
+        }
         if let Some(ivr) = self.ivr.take() {
             if !end.by_hotline() {
                 ivr.caller_left();
             }
-            let r = ivr.into_record();
+            let survey = ivr.into_record();
+            // After an agent, the flow record is the main flow's; the survey
+            // adds its rating.
+            let r = match self.main_ivr.take() {
+                Some(mut main) => {
+                    main.survey_score = survey.survey_score.or(main.survey_score);
+                    main
+                }
+                None => survey,
+            };
             record.flow = r.flow;
             record.flow_hash = r.flow_hash;
             record.flow_path = r.path;
@@ -677,6 +1025,69 @@ impl<'a> Call<'a> {
             record.language = r.language;
         }
         finish_record(record, end, Some(stats), self.shared, result)
+    }
+}
+
+impl Call<'_> {
+    /// The call is over: it leaves the queue (a missed call if it was still
+    /// waiting), ringing seats stop, the agent's leg ends, and the last part
+    /// of the recording is collected.
+    async fn leave_acd(&mut self) {
+        for leg in std::mem::take(&mut self.ringing) {
+            leg.close(self.shared).await;
+        }
+        self.end_agent().await;
+        if let Some(q) = self.queue.take() {
+            self.shared.acd.leave(q.id);
+        }
+        if self.wav.is_some() {
+            // The engine answers stop_recording with the last part.
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(event)) =
+                tokio::time::timeout_at(deadline, self.media_events.recv()).await
+            {
+                match event {
+                    MediaEvent::RecordedStereoPart(samples) => {
+                        if let Some(wav) = &self.wav {
+                            wav.push(samples);
+                        }
+                    }
+                    MediaEvent::RecordedStereo(samples) => {
+                        if let Some(wav) = &self.wav {
+                            wav.push(samples);
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The next ACD event, or never when the call is not queued.
+async fn recv_queue(queue: &mut Option<Queued>) -> Option<QueueEvent> {
+    match queue {
+        Some(q) => q.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next event of any ringing seat, with its index.
+async fn next_ringing(legs: &mut [SeatLeg]) -> (usize, LegEvent) {
+    if legs.is_empty() {
+        return std::future::pending().await;
+    }
+    let (event, i, _) =
+        futures::future::select_all(legs.iter_mut().map(|l| Box::pin(l.next()))).await;
+    (i, event)
+}
+
+/// The next event of the connected agent's leg.
+async fn next_agent(agent: &mut Option<SeatLeg>) -> LegEvent {
+    match agent {
+        Some(leg) => leg.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -66,12 +66,16 @@ pub struct IvrRun {
     /// Lookup answers from background tasks.
     pub answers: UnboundedReceiver<Answer>,
     pub record: IvrRecord,
+    /// A queue the flow sent the caller to, not yet taken up by the call.
+    queue_request: Option<(String, u8)>,
 }
 
 impl IvrRun {
-    /// Starts the configured main flow; `None` when it is missing.
+    /// Starts `flow` (the main flow, or the survey after an agent);
+    /// `None` when it is missing.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
+        flow: &str,
         flows: Arc<FlowSet>,
         config: Arc<Config>,
         stats: Arc<FlowStats>,
@@ -81,7 +85,7 @@ impl IvrRun {
         caller: &str,
         now: Instant,
     ) -> Option<IvrRun> {
-        let flow = config.ivr.main_flow.clone();
+        let flow = flow.to_owned();
         let offset =
             crate::ivr::clock::parse_offset(&config.ivr.utc_offset).unwrap_or(time::UtcOffset::UTC);
         let facts = CallFacts {
@@ -110,6 +114,7 @@ impl IvrRun {
             answers_tx,
             answers,
             record,
+            queue_request: None,
         })
     }
 
@@ -213,7 +218,8 @@ impl IvrRun {
                     ..
                 } => {
                     self.record.final_action = Some(format!("queue:{queue}:{priority}"));
-                    self.record.queue = Some(queue);
+                    self.record.queue = Some(queue.clone());
+                    self.queue_request = Some((queue, priority));
                     self.hold(&prompts, stream);
                 }
                 Action::Transfer { target, prompts } => {
@@ -235,6 +241,36 @@ impl IvrRun {
             }
         }
         request
+    }
+
+    /// The queue and priority the flow asked for, once.
+    pub fn take_queue_request(&mut self) -> Option<(String, u8)> {
+        self.queue_request.take()
+    }
+
+    /// Tells a waiting caller how many callers are ahead ("您前面还有 N
+    /// 位来电者"; position 1 is nobody ahead), then hold music again.
+    pub fn announce_position(&mut self, position: usize, stream: &StreamHandle) {
+        let language = self.it.language().to_owned();
+        let ahead = position.saturating_sub(1);
+        let names = crate::ivr::say::prompts(
+            crate::ivr::model::SayKind::QueuePosition,
+            &ahead.to_string(),
+        )
+        .unwrap_or_default();
+        let refs: Vec<PromptRef> = names
+            .into_iter()
+            .map(|name| PromptRef {
+                language: language.clone(),
+                name,
+            })
+            .collect();
+        self.hold(&refs, stream);
+    }
+
+    /// Hold music alone, for a caller the agent put on hold.
+    pub fn hold_music(&mut self, stream: &StreamHandle) {
+        self.hold(&[], stream);
     }
 
     /// The node's prompts once, then hold music until an agent (or the
@@ -341,7 +377,7 @@ impl IvrRun {
 }
 
 /// Call-IDs may hold any character; file names may not.
-fn sanitize(id: &str) -> String {
+pub(crate) fn sanitize(id: &str) -> String {
     id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '.' {

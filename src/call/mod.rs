@@ -6,3 +6,5 @@
 pub mod actor;
 pub mod ivr;
 pub mod record;
+pub mod recording;
+pub mod seat_leg;

@@ -47,6 +47,20 @@ pub struct CallRecord {
     pub recording: Option<String>,
     /// Prompt language at the end of the call.
     pub language: Option<String>,
+    /// When the caller joined a queue.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub queued_at: Option<i64>,
+    /// The seat that took the call, and its leg's SIP Call-ID and codec.
+    pub seat: Option<String>,
+    pub seat_call_id: Option<String>,
+    pub seat_codec: Option<String>,
+    /// When the agent answered, and when their leg ended.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub connected_at: Option<i64>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub seat_ended_at: Option<i64>,
+    /// Stereo WAV of the conversation (caller left, agent right).
+    pub call_recording: Option<String>,
 }
 
 /// RTP figures for the call record.

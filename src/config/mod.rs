@@ -109,6 +109,9 @@ pub struct MediaConfig {
     pub rtp_timeout_secs: u32,
     /// Seconds between RTCP reports.
     pub rtcp_interval_secs: u32,
+    /// SCHED_FIFO priority (1-99) for the media worker threads, so packet
+    /// pacing survives CPU contention; 0 keeps the default scheduler.
+    pub realtime_priority: u8,
 }
 
 /// `[ivr]`: where flows live and how they run.
@@ -176,6 +179,16 @@ pub struct QueueConfig {
     /// Seconds between position announcements.
     #[serde(default)]
     pub announce_secs: Option<u32>,
+    /// Record this queue's conversations (stereo WAV, caller left, agent right).
+    #[serde(default = "enabled")]
+    pub record: bool,
+    /// Seconds a seat that refused an offer (busy, declined) is left alone.
+    #[serde(default = "default_reject_pause_secs")]
+    pub reject_pause_secs: u32,
+}
+
+fn default_reject_pause_secs() -> u32 {
+    10
 }
 
 fn default_strategy() -> crate::acd::router::Strategy {
@@ -411,6 +424,7 @@ impl Default for MediaConfig {
             jitter_buffer_ms: 60,
             rtp_timeout_secs: 30,
             rtcp_interval_secs: 5,
+            realtime_priority: 10,
         }
     }
 }
@@ -447,6 +461,8 @@ fn queue(name: &str, description: &str) -> QueueConfig {
         overflow_queue: None,
         max_wait_secs: None,
         announce_secs: Some(30),
+        record: true,
+        reject_pause_secs: default_reject_pause_secs(),
     }
 }
 
@@ -635,6 +651,12 @@ impl Config {
         }
         if m.rtcp_interval_secs == 0 {
             return Err(invalid("media.rtcp_interval_secs", "must be at least 1"));
+        }
+        if m.realtime_priority > 99 {
+            return Err(invalid(
+                "media.realtime_priority",
+                "must be 0 (default scheduler) or a SCHED_FIFO priority 1 to 99",
+            ));
         }
         if m.workers > 256 {
             return Err(invalid("media.workers", "must be 0 (one per core) to 256"));
@@ -863,6 +885,10 @@ mod tests {
             ("[media]\nrtp_port_min = 20001", "media.rtp_port_min"),
             ("[media]\nrtp_port_max = 100", "media.rtp_port_max"),
             ("[media]\njitter_buffer_ms = 30", "media.jitter_buffer_ms"),
+            (
+                "[media]\nrealtime_priority = 120",
+                "media.realtime_priority",
+            ),
             ("[media]\nadvertise_ip = \"host\"", "media.advertise_ip"),
             (
                 "[store]\ndatabase_url = \"mysql://x\"",

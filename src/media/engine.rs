@@ -44,8 +44,10 @@ pub enum MediaEvent {
     PlaybackDone(u64),
     /// A recording ended: 8 kHz samples of what the caller said.
     Recorded(Vec<i16>),
-    /// A bridged recording ended: interleaved stereo, this stream's caller
-    /// left, the bridged peer right.
+    /// The next part of a bridged recording: interleaved stereo, this
+    /// stream's caller left, the bridged peer right.
+    RecordedStereoPart(Vec<i16>),
+    /// A bridged recording ended; its last part, shaped as above.
     RecordedStereo(Vec<i16>),
 }
 
@@ -98,6 +100,11 @@ pub struct MediaCounters {
     pub streams: AtomicU64,
     /// Ticks that started more than one tick late (the worker fell behind).
     pub overruns: AtomicU64,
+    /// Frames not sent because their tick was skipped after an overrun; the
+    /// streams' RTP clocks and prompt positions moved past them.
+    pub skipped_frames: AtomicU64,
+    /// Workers running under SCHED_FIFO.
+    pub realtime_workers: AtomicU64,
 }
 
 /// Engine settings taken from `[media]`.
@@ -109,6 +116,8 @@ pub struct EngineConfig {
     pub jitter_frames: usize,
     pub rtp_timeout: Option<Duration>,
     pub rtcp_interval: Duration,
+    /// SCHED_FIFO priority for the worker threads; 0 leaves them alone.
+    pub realtime_priority: u8,
 }
 
 enum Command {
@@ -177,20 +186,49 @@ impl MediaEngine {
         let ports: PortPool = Arc::new(Mutex::new((start..end).step_by(2).collect()));
         let mut links = Vec::new();
         let mut threads = Vec::new();
+        let (sched_tx, sched_rx) = channel();
+        let priority = config.realtime_priority;
         for n in 0..workers {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = channel();
             let worker = Worker::new(poll, rx, counters.clone(), ports.clone());
+            let sched_tx = sched_tx.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("media-{n}"))
-                    .spawn(move || worker.run())?,
+                    .spawn(move || {
+                        if priority > 0 {
+                            sched_tx
+                                .send(super::realtime::set_current_thread_fifo(priority))
+                                .ok();
+                        }
+                        worker.run()
+                    })?,
             );
             links.push(WorkerLink {
                 commands: tx,
                 waker,
             });
+        }
+        if priority > 0 {
+            let results: Vec<_> = (0..workers).filter_map(|_| sched_rx.recv().ok()).collect();
+            let granted = results.iter().filter(|r| r.is_ok()).count();
+            counters
+                .realtime_workers
+                .store(granted as u64, Ordering::Relaxed);
+            match results.iter().find_map(|r| r.as_ref().err()) {
+                None => tracing::info!(workers, priority, "media workers run under SCHED_FIFO"),
+                Some(e) => tracing::warn!(
+                    error = %e,
+                    granted,
+                    workers,
+                    priority,
+                    "media workers could not get real-time priority; packet timing will \
+                     suffer when the CPU is busy (run as root, grant CAP_SYS_NICE, or set \
+                     LimitRTPRIO in the systemd unit; media.realtime_priority = 0 silences this)"
+                ),
+            }
         }
         Ok(MediaEngine {
             inner: Arc::new(Inner {
@@ -397,12 +435,24 @@ impl Playing {
         }
         None
     }
+
+    /// Moves `frames` frames on, as if they had been sent; false when the
+    /// list ended on the way.
+    fn skip(&mut self, frames: u32, law: Law) -> bool {
+        (0..frames).all(|_| self.next_frame(law).is_some())
+    }
 }
 
 struct Recording {
     samples: Vec<i16>,
     max: usize,
+    /// Samples already handed out in parts (stereo recordings).
+    flushed: usize,
 }
+
+/// A stereo recording is handed out in parts of this many samples (5 s), so
+/// an hour-long call never sits in memory and a crash loses little.
+const STEREO_PART: usize = 2 * 8000 * 5;
 
 struct Stream {
     id: u64,
@@ -624,11 +674,15 @@ impl Stream {
                 rec.samples.push(*l);
                 rec.samples.push(*r);
             }
-            if rec.samples.len() >= rec.max {
+            if rec.flushed + rec.samples.len() >= rec.max {
                 let rec = self.stereo.take().expect("just checked");
                 self.events
                     .send(MediaEvent::RecordedStereo(rec.samples))
                     .ok();
+            } else if rec.samples.len() >= STEREO_PART {
+                let part = std::mem::replace(&mut rec.samples, Vec::with_capacity(STEREO_PART));
+                rec.flushed += part.len();
+                self.events.send(MediaEvent::RecordedStereoPart(part)).ok();
             }
         }
         if let Some(peer) = peer {
@@ -686,6 +740,24 @@ impl Stream {
             self.timed_out = true;
             self.events.send(MediaEvent::RtpTimeout).ok();
         }
+    }
+
+    /// Ticks the worker missed: the frames are not sent late, but the RTP
+    /// timestamp and the prompt position move on as if they had been, so a
+    /// phone's playout stays in step with the sender's clock.
+    fn skip_frames(&mut self, frames: u32) {
+        // A stall longer than a prompt's worth is rare; cap the walk through
+        // the playlist at ten seconds of frames.
+        let walk = frames.min(500);
+        if let Some(playing) = &mut self.playing
+            && !playing.skip(walk, self.config.law)
+        {
+            let id = playing.list.id;
+            self.playing = None;
+            self.events.send(MediaEvent::PlaybackDone(id)).ok();
+        }
+        self.packetizer
+            .skip(frames.saturating_mul(FRAME_SAMPLES as u32));
     }
 
     fn send_rtcp(&mut self, now: Instant, buf: &mut Vec<u8>) {
@@ -831,9 +903,19 @@ impl Worker {
                 next_tick += TICK;
                 if now > next_tick + TICK {
                     // Fell behind (machine stalled): skip ahead rather than
-                    // bursting the backlog at the callers.
+                    // bursting the backlog at the callers, but move every
+                    // stream's clock past the skipped frames so RTP time
+                    // keeps pace with the wall clock.
+                    let skipped = (now - next_tick).as_nanos() / TICK.as_nanos() + 1;
+                    let skipped = u32::try_from(skipped).unwrap_or(u32::MAX);
+                    for stream in self.slots.iter_mut().flatten() {
+                        stream.skip_frames(skipped);
+                    }
                     self.counters.overruns.fetch_add(1, Ordering::Relaxed);
-                    next_tick = now + TICK;
+                    self.counters
+                        .skipped_frames
+                        .fetch_add(u64::from(skipped), Ordering::Relaxed);
+                    next_tick += TICK * skipped;
                 }
             }
         }
@@ -895,14 +977,16 @@ impl Worker {
                         stream.recording = Some(Recording {
                             samples: Vec::with_capacity(max_samples),
                             max: max_samples,
+                            flushed: 0,
                         });
                     }
                 }
                 Command::RecordStereo(id, max_samples) => {
                     if let Some(stream) = self.stream(id) {
                         stream.stereo = Some(Recording {
-                            samples: Vec::with_capacity(max_samples),
+                            samples: Vec::with_capacity(max_samples.min(STEREO_PART)),
                             max: max_samples,
+                            flushed: 0,
                         });
                     }
                 }
@@ -1013,6 +1097,7 @@ mod tests {
             jitter_frames: 3,
             rtp_timeout: Some(Duration::from_millis(300)),
             rtcp_interval: Duration::from_secs(5),
+            realtime_priority: 0,
         })
         .unwrap()
     }
@@ -1042,6 +1127,55 @@ mod tests {
             }
         }
         n
+    }
+
+    #[test]
+    fn skipping_frames_moves_through_the_playlist() {
+        let prompt = Arc::new(Prompt::from_pcm("t".into(), vec![0; 160 * 3]));
+        let list = |loop_from| Playlist {
+            id: 1,
+            prompts: vec![prompt.clone(), prompt.clone()],
+            loop_from,
+        };
+        let mut playing = Playing {
+            list: list(None),
+            prompt: 0,
+            frame: 0,
+        };
+        assert!(playing.skip(4, Law::Ulaw));
+        assert_eq!((playing.prompt, playing.frame), (1, 1));
+        assert!(playing.next_frame(Law::Ulaw).is_some());
+        assert!(!playing.skip(2, Law::Ulaw), "a list that ends says so");
+        let mut looping = Playing {
+            list: list(Some(1)),
+            prompt: 0,
+            frame: 0,
+        };
+        assert!(looping.skip(6 + 3 * 100 + 1, Law::Ulaw));
+        assert_eq!((looping.prompt, looping.frame), (1, 1));
+    }
+
+    #[test]
+    fn workers_take_real_time_priority_when_allowed() {
+        let engine = MediaEngine::start(EngineConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            ports: 42000..=42099,
+            workers: 2,
+            jitter_frames: 3,
+            rtp_timeout: None,
+            rtcp_interval: Duration::from_secs(5),
+            realtime_priority: 3,
+        })
+        .unwrap();
+        let granted = engine.counters().realtime_workers.load(Ordering::Relaxed);
+        // Root or CAP_SYS_NICE gets both workers; otherwise the engine runs
+        // on with none (and has warned).
+        let allowed =
+            std::thread::spawn(|| crate::media::realtime::set_current_thread_fifo(3).is_ok())
+                .join()
+                .unwrap();
+        assert_eq!(granted, if allowed { 2 } else { 0 });
+        engine.shutdown();
     }
 
     #[tokio::test]
@@ -1211,6 +1345,7 @@ mod tests {
             jitter_frames: 3,
             rtp_timeout: None,
             rtcp_interval: Duration::from_secs(5),
+            realtime_priority: 0,
         })
         .unwrap();
         let (tx_a, mut rx_a) = tokio::sync::mpsc::unbounded_channel();

@@ -11,5 +11,6 @@ pub mod engine;
 pub mod g711;
 pub mod jitter;
 pub mod prompt;
+pub mod realtime;
 pub mod rtcp;
 pub mod rtp;

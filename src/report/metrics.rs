@@ -112,8 +112,16 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(self: &Arc<Self>) -> String {
+        self.render_with(None)
+    }
+
+    /// Prometheus text with the ACD's queues and seats as well.
+    pub fn render_with(self: &Arc<Self>, acd: Option<AcdScrape>) -> String {
         let mut registry = Registry::with_prefix("hotline");
         registry.register_collector(Box::new(Scrape(self.clone())));
+        if let Some(acd) = acd {
+            registry.register_collector(Box::new(acd));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).ok();
         out
@@ -190,6 +198,18 @@ impl Collector for Scrape {
             "media_tick_overruns",
             "Media ticks that started late.",
             load(&m.media.overruns),
+        )?;
+        counter(
+            &mut e,
+            "media_skipped_frames",
+            "Frames a late media worker skipped; the streams' RTP clocks moved past them.",
+            load(&m.media.skipped_frames),
+        )?;
+        gauge(
+            &mut e,
+            "media_realtime_workers",
+            "Media worker threads running under SCHED_FIFO.",
+            load(&m.media.realtime_workers) as i64,
         )?;
         gauge(
             &mut e,
@@ -307,6 +327,113 @@ fn ivr_nodes(e: &mut DescriptorEncoder, stats: &FlowStats) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// The ACD's figures at one moment, rendered after the engine's.
+#[derive(Debug)]
+pub struct AcdScrape {
+    pub queues: Vec<crate::acd::service::QueueView>,
+    pub seats: Vec<crate::acd::service::SeatView>,
+    pub totals: crate::acd::service::SeatTotals,
+}
+
+impl Collector for AcdScrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        use prometheus_client::metrics::MetricType;
+        type Pick = fn(&crate::acd::service::QueueView) -> i64;
+        let gauges: [(&str, &str, Pick); 2] = [
+            ("queue_waiting", "Callers waiting, by queue.", |q| {
+                q.waiting as i64
+            }),
+            (
+                "queue_longest_wait_seconds",
+                "The longest current wait, by queue.",
+                |q| q.longest_wait_secs as i64,
+            ),
+        ];
+        for (name, help, pick) in gauges {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for q in &self.queues {
+                let labels = [("queue", q.queue.as_str())];
+                ConstGauge::new(pick(q)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        type Count = fn(&crate::acd::service::QueueTotals) -> u64;
+        let counters: [(&str, &str, Count); 5] = [
+            ("queue_entered", "Calls that joined a queue.", |t| t.entered),
+            ("queue_answered", "Queued calls an agent answered.", |t| {
+                t.answered
+            }),
+            (
+                "queue_answered_within_15s",
+                "Queued calls answered within 15 s of queueing (service level).",
+                |t| t.answered_in_time,
+            ),
+            (
+                "queue_abandoned",
+                "Callers who hung up while waiting in a queue.",
+                |t| t.abandoned,
+            ),
+            (
+                "queue_timed_out",
+                "Calls that reached a queue's longest wait.",
+                |t| t.timed_out,
+            ),
+        ];
+        for (name, help, pick) in counters {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for q in &self.queues {
+                let labels = [("queue", q.queue.as_str())];
+                ConstCounter::new(pick(&q.totals)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            use crate::acd::router::{Activity, Status};
+            let mut by_state: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+            for status in ["logged_out", "available", "on_break"] {
+                for activity in ["idle", "offered", "in_call", "wrap_up"] {
+                    by_state.insert((status, activity), 0);
+                }
+            }
+            for s in &self.seats {
+                let status = match s.status {
+                    Status::LoggedOut => "logged_out",
+                    Status::Available => "available",
+                    Status::OnBreak(_) => "on_break",
+                };
+                let activity = match s.activity {
+                    Activity::Idle => "idle",
+                    Activity::Offered(_) => "offered",
+                    Activity::InCall(_) => "in_call",
+                    Activity::WrapUp => "wrap_up",
+                };
+                *by_state.entry((status, activity)).or_default() += 1;
+            }
+            let mut family = e.encode_descriptor(
+                "seats",
+                "Seats by status (as the agent set it) and activity.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for ((status, activity), n) in by_state {
+                let labels = [("status", status), ("activity", activity)];
+                ConstGauge::new(n).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        counter(
+            &mut e,
+            "seat_talk_seconds",
+            "Seconds agents spent in conversation.",
+            self.totals.talk.as_secs(),
+        )?;
+        counter(
+            &mut e,
+            "seat_wrap_up_seconds",
+            "Seconds agents spent in wrap-up.",
+            self.totals.wrap_up.as_secs(),
+        )?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

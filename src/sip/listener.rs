@@ -205,6 +205,12 @@ fn on_register(shared: &Arc<Shared>, tx: Transaction) {
         ),
         Outcome::Registered(bound) => {
             tracing::info!(seat = %user, %source, contacts = bound.len(), "registered");
+            if bound.is_empty() {
+                shared.acd.seat_unregistered(&user);
+            } else {
+                let available = shared.config.load().registrar.available_on_register;
+                shared.acd.seat_registered(&user, available);
+            }
             let list = bound
                 .into_iter()
                 .map(|(uri, secs)| headers::other("Contact", format!("<{uri}>;expires={secs}")))

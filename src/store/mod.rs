@@ -6,6 +6,7 @@
 //! agree. Call records reach the database through [`writer`], which batches
 //! them and keeps them in memory while the database is away.
 
+pub mod seats;
 pub mod writer;
 
 use crate::call::record::{CallRecord, RtpSummary};
@@ -51,8 +52,9 @@ pub struct Store {
 const COLUMNS: &str = "call_id, caller, callee, remote_addr, transport, started_at, answered_at, \
     ended_at, status, end_reason, hangup_by, codec, digits, packets_in, packets_out, octets_in, \
     octets_out, packets_lost, packets_late, jitter_ms, peer_lost, peer_jitter_ms, flow, flow_hash, \
-    flow_path, final_action, queue, survey_score, callback_requested, recording, language";
-const COLUMN_COUNT: usize = 31;
+    flow_path, final_action, queue, survey_score, callback_requested, recording, language, \
+    queued_at, seat, seat_call_id, seat_codec, connected_at, seat_ended_at, call_recording";
+const COLUMN_COUNT: usize = 38;
 
 impl Store {
     /// Connects and brings the schema up to date.
@@ -168,7 +170,14 @@ impl Store {
                     .bind(r.survey_score.map(i32::from))
                     .bind(i32::from(r.callback_requested))
                     .bind(r.recording.clone())
-                    .bind(r.language.clone());
+                    .bind(r.language.clone())
+                    .bind(r.queued_at)
+                    .bind(r.seat.clone())
+                    .bind(r.seat_call_id.clone())
+                    .bind(r.seat_codec.clone())
+                    .bind(r.connected_at)
+                    .bind(r.seat_ended_at)
+                    .bind(r.call_recording.clone());
             }
             q.execute(&mut *tx).await?;
         }
@@ -267,6 +276,13 @@ fn row_to_record(row: &AnyRow) -> Result<CallRecord, StoreError> {
         callback_requested: row.try_get::<i32, _>("callback_requested")? != 0,
         recording: row.try_get("recording")?,
         language: row.try_get("language")?,
+        queued_at: row.try_get("queued_at")?,
+        seat: row.try_get("seat")?,
+        seat_call_id: row.try_get("seat_call_id")?,
+        seat_codec: row.try_get("seat_codec")?,
+        connected_at: row.try_get("connected_at")?,
+        seat_ended_at: row.try_get("seat_ended_at")?,
+        call_recording: row.try_get("call_recording")?,
     })
 }
 

@@ -3,6 +3,8 @@
 //! decoding the audio peers receive.
 #![allow(dead_code)]
 
+pub mod baresip;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -797,4 +799,48 @@ Content-Length: 0
             ""
         },
     )
+}
+
+/// Presses a key as RFC 4733 events from the caller's RTP socket.
+pub fn press(socket: &UdpSocket, to: std::net::SocketAddr, key: char, ts: u32, seq: &mut u16) {
+    let event = match key {
+        '*' => 10,
+        '#' => 11,
+        d => d.to_digit(10).unwrap() as u8,
+    };
+    for i in 0..8u16 {
+        let end = i >= 5;
+        let duration = (i + 1) * 160;
+        let mut payload = vec![event, if end { 0x80 | 10 } else { 10 }];
+        payload.extend_from_slice(&duration.to_be_bytes());
+        let mut p = rtp_packet(0x00c0_ffee, *seq, ts, &payload);
+        p[1] = 101 | if i == 0 { 0x80 } else { 0 };
+        socket.send_to(&p, to).unwrap();
+        *seq = seq.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A shipped Mandarin prompt, decoded.
+pub fn prompt_pcm(name: &str) -> Vec<i16> {
+    hotline::media::prompt::Prompt::load(&repo(&format!("ivr-flows/prompts/cmn/{name}.wav")))
+        .unwrap()
+        .pcm()
+        .to_vec()
+}
+
+/// Where (in 20 ms frames) the first `secs` of a prompt best match what was
+/// heard, and how well (Pearson correlation of energy envelopes).
+pub fn locate(heard: &[f64], prompt: &str, secs: f64) -> (usize, f64) {
+    let reference = envelope(&prompt_pcm(prompt));
+    let n = ((secs * 50.0) as usize).min(reference.len());
+    let template = &reference[..n];
+    let mut best = (0, f64::MIN);
+    for off in 0..heard.len().saturating_sub(n) {
+        let c = pearson(&heard[off..off + n], template);
+        if c > best.1 {
+            best = (off, c);
+        }
+    }
+    best
 }

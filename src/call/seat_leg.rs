@@ -1,0 +1,376 @@
+//! The agent leg of a queued call (B2BUA): an outbound INVITE to the seat's
+//! registered softphone, a media stream opened beside the caller's so the
+//! engine can bridge the two, and the softphone's in-dialog requests (hold,
+//! unhold, BYE).
+//!
+//! The caller's actor owns the leg and turns its [`LegEvent`]s into ACD
+//! events and bridge changes.
+
+use crate::media::engine::{MediaEvent, OpenParams, StreamConfig, StreamHandle, StreamStats};
+use crate::media::g711::Law;
+use crate::server::Shared;
+use crate::sip::headers::{self, capabilities};
+use crate::sip::registrar::Binding;
+use crate::sip::sdp::{self, Direction, LocalAudio, Negotiated};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use std::net::{IpAddr, SocketAddr};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+
+/// What happened on the agent leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// The softphone answered and its media is set up.
+    Answered,
+    /// The INVITE failed: busy (486), declined (603), not found, timeout
+    /// (status 408), or an answer we cannot use (488).
+    Failed { status: u16 },
+    /// The agent put the caller on hold (true) or took them off (false).
+    Hold(bool),
+    /// The leg is over; `by_agent` when the softphone sent the BYE.
+    Ended { by_agent: bool },
+}
+
+/// One outbound call to a seat.
+pub struct SeatLeg {
+    pub seat: String,
+    /// The leg's SIP Call-ID, for the call record.
+    pub call_id: String,
+    dialog: InviteDialog,
+    states: UnboundedReceiver<DialogState>,
+    invite: Option<JoinHandle<InviteAsyncResult>>,
+    stream: Option<StreamHandle>,
+    media_events: UnboundedReceiver<MediaEvent>,
+    local: LocalAudio,
+    negotiated: Option<Negotiated>,
+    held: bool,
+    answered: bool,
+    ended: bool,
+}
+
+/// Everything needed to dial a seat.
+pub struct Dial<'a> {
+    pub seat: &'a str,
+    pub binding: &'a Binding,
+    /// The caller's stream: the agent's opens on the same media worker.
+    pub beside: &'a StreamHandle,
+    /// Shown to the agent as From: the citizen's number.
+    pub caller_number: &'a str,
+    /// Our SIP address (Contact).
+    pub sip_addr: SocketAddr,
+    /// Our address in SDP; `None` picks the one that routes to the seat.
+    pub advertise_ip: Option<IpAddr>,
+    /// The caller's Call-ID, sent as a header so softphones and logs can
+    /// tie the legs together.
+    pub caller_call_id: &'a str,
+}
+
+impl SeatLeg {
+    /// Sends the INVITE; the answer arrives through [`SeatLeg::next`].
+    pub fn dial(shared: &Shared, d: Dial<'_>) -> anyhow::Result<SeatLeg> {
+        let dest = d.binding.source;
+        let local_ip = d
+            .advertise_ip
+            .or_else(|| headers::local_ip_toward(dest.ip()))
+            .unwrap_or(d.sip_addr.ip());
+        let (events_tx, media_events) = tokio::sync::mpsc::unbounded_channel();
+        let stream = shared.media.open_beside(
+            d.beside,
+            OpenParams {
+                // Nothing is sent until the answer says where to.
+                config: StreamConfig {
+                    law: Law::Ulaw,
+                    payload_type: 0,
+                    dtmf_pt: None,
+                    remote_rtp: None,
+                    remote_rtcp: None,
+                    send: false,
+                    expect_rtp: false,
+                },
+                events: events_tx,
+                cname: format!("hotline@{local_ip}"),
+            },
+        )?;
+        let local = LocalAudio {
+            ip: local_ip,
+            port: stream.local_port(),
+            session_id: rand::random::<u32>().into(),
+            version: 1,
+        };
+        let host = |ip: IpAddr| match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        let uri = |text: String| {
+            rsipstack::sip::Uri::try_from(text.as_str())
+                .map_err(|e| anyhow::anyhow!("bad SIP URI {text:?}: {e}"))
+        };
+        let caller_user = if d
+            .caller_number
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-_.".contains(c))
+            && !d.caller_number.is_empty()
+        {
+            d.caller_number
+        } else {
+            "anonymous"
+        };
+        let ours = host(local_ip);
+        let port = d.sip_addr.port();
+        let callee =
+            uri(d.binding.contact.clone()).or_else(|_| uri(format!("sip:{}@{}", d.seat, dest)))?;
+        let option = InviteOption {
+            caller: uri(format!("sip:{caller_user}@{ours}:{port}"))?,
+            callee,
+            destination: Some(dest.into()),
+            content_type: Some("application/sdp".into()),
+            offer: Some(sdp::offer_text(&local).into_bytes()),
+            contact: uri(format!("sip:hotline@{ours}:{port}"))?,
+            headers: Some(vec![
+                headers::other("X-Hotline-Call-ID", d.caller_call_id),
+                Header::Allow(headers::ALLOW.into()),
+            ]),
+            ..InviteOption::default()
+        };
+        let (state_tx, states) = shared.dialogs.new_dialog_state_channel();
+        let (dialog, invite) = shared.dialogs.do_invite_async(option, state_tx)?;
+        let call_id = dialog.id().call_id.clone();
+        tracing::info!(seat = d.seat, %dest, leg = %call_id, "ringing seat");
+        Ok(SeatLeg {
+            seat: d.seat.to_owned(),
+            call_id,
+            dialog,
+            states,
+            invite: Some(invite),
+            stream: Some(stream),
+            media_events,
+            local,
+            negotiated: None,
+            held: false,
+            answered: false,
+            ended: false,
+        })
+    }
+
+    /// The agent's media stream.
+    pub fn stream(&self) -> Option<&StreamHandle> {
+        self.stream.as_ref()
+    }
+
+    /// Whether the agent answered.
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+
+    /// The codec the agent's softphone chose.
+    pub fn codec(&self) -> Option<&'static str> {
+        self.negotiated.as_ref().map(|n| n.law.name())
+    }
+
+    /// The next event worth telling the caller's actor about.
+    pub async fn next(&mut self) -> LegEvent {
+        loop {
+            if self.ended {
+                return std::future::pending().await;
+            }
+            tokio::select! {
+                result = wait_invite(&mut self.invite) => {
+                    self.invite = None;
+                    if let Some(event) = self.on_final(result) {
+                        return event;
+                    }
+                }
+                state = self.states.recv() => match state {
+                    Some(state) => if let Some(event) = self.on_state(state).await {
+                        return event;
+                    },
+                    None => {
+                        self.ended = true;
+                        return LegEvent::Ended { by_agent: false };
+                    }
+                },
+                // The agent's stream is bridged; its own events (a silent
+                // softphone) end the leg like a BYE would.
+                event = self.media_events.recv() => {
+                    if let Some(MediaEvent::RtpTimeout) = event {
+                        tracing::info!(seat = %self.seat, "no RTP from the seat: ending its leg");
+                        self.hang_up();
+                        return LegEvent::Ended { by_agent: false };
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_final(
+        &mut self,
+        result: Result<InviteAsyncResult, tokio::task::JoinError>,
+    ) -> Option<LegEvent> {
+        let response = match result {
+            Ok(Ok((_, Some(resp)))) => resp,
+            Ok(Ok((_, None))) => {
+                self.ended = true;
+                return Some(LegEvent::Failed { status: 408 });
+            }
+            Ok(Err(e)) => {
+                tracing::info!(seat = %self.seat, error = %e, "INVITE to seat failed");
+                self.ended = true;
+                return Some(LegEvent::Failed { status: 408 });
+            }
+            Err(_) => {
+                self.ended = true;
+                return Some(LegEvent::Failed { status: 500 });
+            }
+        };
+        let status = u16::from(response.status_code.clone());
+        if status >= 300 {
+            self.ended = true;
+            return Some(LegEvent::Failed { status });
+        }
+        match sdp::parse(&response.body).and_then(|a| sdp::accept_answer(&a)) {
+            Ok(n) => {
+                self.apply(n);
+                self.answered = true;
+                Some(LegEvent::Answered)
+            }
+            Err(e) => {
+                tracing::warn!(seat = %self.seat, error = %e, "seat answered without usable SDP");
+                self.hang_up();
+                self.ended = true;
+                Some(LegEvent::Failed { status: 488 })
+            }
+        }
+    }
+
+    async fn on_state(&mut self, state: DialogState) -> Option<LegEvent> {
+        match state {
+            DialogState::Updated(_, req, handle) => return self.on_modify(req, handle).await,
+            DialogState::Options(_, _, handle) => {
+                handle
+                    .respond(StatusCode::OK, Some(capabilities()), None)
+                    .await
+                    .ok();
+            }
+            DialogState::Info(_, _, handle) => {
+                handle.reply(StatusCode::OK).await.ok();
+            }
+            DialogState::Refer(_, _, handle)
+            | DialogState::Notify(_, _, handle)
+            | DialogState::Message(_, _, handle)
+            | DialogState::Publish(_, _, handle) => {
+                let allow = vec![Header::Allow(headers::ALLOW.into())];
+                handle
+                    .respond(StatusCode::MethodNotAllowed, Some(allow), None)
+                    .await
+                    .ok();
+            }
+            DialogState::Terminated(_, reason) => {
+                // Before the answer the INVITE's own outcome reports.
+                if !self.answered {
+                    return None;
+                }
+                self.ended = true;
+                return Some(LegEvent::Ended {
+                    by_agent: matches!(reason, TerminatedReason::UasBye),
+                });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// re-INVITE or UPDATE from the softphone: hold, unhold, new address.
+    async fn on_modify(&mut self, req: Request, handle: TransactionHandle) -> Option<LegEvent> {
+        let has_sdp = !req.body.iter().all(u8::is_ascii_whitespace);
+        let mut event = None;
+        if has_sdp {
+            match sdp::parse(&req.body).and_then(|o| sdp::answer(&o)) {
+                Ok(n) => {
+                    let held = !n.remote_direction.sends();
+                    if held != self.held {
+                        self.held = held;
+                        event = Some(LegEvent::Hold(held));
+                    }
+                    self.local.version += 1;
+                    self.apply(n);
+                }
+                Err(e) => {
+                    let warning = headers::other("Warning", format!("305 hotline \"{e}\""));
+                    handle
+                        .respond(StatusCode::NotAcceptableHere, Some(vec![warning]), None)
+                        .await
+                        .ok();
+                    return None;
+                }
+            }
+        }
+        let mut extra = capabilities();
+        let body = match (&self.negotiated, has_sdp || req.method == Method::Invite) {
+            (Some(n), true) => {
+                extra.push(Header::ContentType("application/sdp".into()));
+                Some(sdp::answer_text(&self.local, n).into_bytes())
+            }
+            _ => None,
+        };
+        handle.respond(StatusCode::OK, Some(extra), body).await.ok();
+        event
+    }
+
+    fn apply(&mut self, n: Negotiated) {
+        if let Some(stream) = &self.stream {
+            stream.update(StreamConfig {
+                law: n.law,
+                payload_type: n.payload_type,
+                dtmf_pt: n.dtmf_pt,
+                remote_rtp: n.remote_rtp,
+                remote_rtcp: n.remote_rtcp,
+                send: n.local_direction.sends() && n.remote_direction != Direction::Inactive,
+                expect_rtp: n.remote_direction.sends(),
+            });
+        }
+        self.negotiated = Some(n);
+    }
+
+    /// Stops ringing (CANCEL), or ends the call (BYE) once answered. Runs on
+    /// by itself: a vanished softphone must not hold up the caller.
+    pub fn hang_up(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let dialog = self.dialog.clone();
+        let answered = self.answered;
+        tokio::spawn(async move {
+            let result = if answered {
+                dialog.bye().await
+            } else {
+                dialog.cancel().await
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "ending the seat leg failed");
+            }
+        });
+    }
+
+    /// Frees the leg's stream and dialog; returns the stream's figures.
+    pub async fn close(mut self, shared: &Shared) -> StreamStats {
+        self.hang_up();
+        shared.dialogs.remove_dialog(&self.dialog.id());
+        match self.stream.take() {
+            Some(s) => s.close().await,
+            None => StreamStats::default(),
+        }
+    }
+}
+
+async fn wait_invite(
+    invite: &mut Option<JoinHandle<InviteAsyncResult>>,
+) -> Result<InviteAsyncResult, tokio::task::JoinError> {
+    match invite {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}

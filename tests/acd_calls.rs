@@ -1,0 +1,448 @@
+//! Queued callers reach agent seats: a baresip softphone registers as seat
+//! 1001 and auto-answers; a caller goes through the real IVR into a queue;
+//! the server rings the seat, bridges the two legs through its own media
+//! (A-law caller, µ-law agent), records the conversation in stereo, and
+//! sends the caller to the survey when the agent hangs up. Each side sends
+//! its own tone and must hear the other's, checked by Goertzel.
+
+mod common;
+
+use common::baresip::*;
+use common::*;
+use hotline::media::dtmf::goertzel_power;
+use hotline::media::g711::Law;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PCMA_DTMF: &str =
+    "a=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n";
+/// baresip knows MD5 digest; offer it alone so it is the one answered.
+const MD5_ONLY: (&str, &str) = ("registrar", "algorithms = [\"MD5\"]");
+const CALLER_TONE: f32 = 600.0;
+const AGENT_TONE: f32 = 1000.0;
+
+fn tone(freq: f32, secs: f32) -> Vec<i16> {
+    (0..(8000.0 * secs) as usize)
+        .map(|n| (8000.0 * (2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+/// How much stronger `want` is than `other` in these samples.
+fn dominance(samples: &[i16], want: f32, other: f32) -> f32 {
+    let w = goertzel_power(samples, want, 8000.0);
+    let o = goertzel_power(samples, other, 8000.0);
+    w / o.max(1e-9)
+}
+
+/// Received audio with its arrival time.
+type Heard = Arc<Mutex<Vec<(Instant, Vec<i16>)>>>;
+
+/// The caller's media: sends an A-law tone every 20 ms and keeps what it
+/// receives, with arrival times, until stopped.
+struct CallerMedia {
+    stop: Arc<AtomicBool>,
+    heard: Heard,
+    thread: Option<std::thread::JoinHandle<u16>>,
+}
+
+impl CallerMedia {
+    fn start(socket: UdpSocket, to: SocketAddr) -> CallerMedia {
+        let stop = Arc::new(AtomicBool::new(false));
+        let heard: Heard = Arc::new(Mutex::new(Vec::new()));
+        let receiver = socket.try_clone().unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        {
+            let (stop, heard) = (stop.clone(), heard.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, _)) = receiver.recv_from(&mut buf)
+                        && n > 12
+                        && buf[1] & 0x7f == 8
+                    {
+                        heard
+                            .lock()
+                            .unwrap()
+                            .push((Instant::now(), decode(8, &buf[12..n])));
+                    }
+                }
+            });
+        }
+        let stop2 = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let pcm = tone(CALLER_TONE, 1.0);
+            let mut frame = [0u8; 160];
+            let mut seq: u16 = 1;
+            let mut ts: u32 = 0;
+            let mut next = Instant::now();
+            let mut at = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                Law::Alaw.encode_frame(&pcm[at..at + 160], &mut frame);
+                at = (at + 160) % pcm.len();
+                let mut p = rtp_packet(0x0060_0600, seq, ts, &frame);
+                p[1] = 8;
+                socket.send_to(&p, to).ok();
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(160);
+                next += Duration::from_millis(20);
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            seq
+        });
+        CallerMedia {
+            stop,
+            heard,
+            thread: Some(thread),
+        }
+    }
+
+    /// Audio received between two moments.
+    fn heard_between(&self, from: Instant, to: Instant) -> Vec<i16> {
+        self.heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= from && *at < to)
+            .flat_map(|(_, pcm)| pcm.clone())
+            .collect()
+    }
+}
+
+impl Drop for CallerMedia {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().ok();
+        }
+    }
+}
+
+/// Waits until the server log contains `text`.
+fn wait_log(server: &Server, text: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if server.log().contains(text) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Stereo samples of a WAV file, split into (left, right).
+fn stereo(path: &str) -> (Vec<i16>, Vec<i16>) {
+    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let all: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let left = all.iter().step_by(2).copied().collect();
+    let right = all.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+#[test]
+fn queued_caller_talks_to_a_registered_softphone_seat() {
+    require("baresip", "baresip-core");
+    let server = Server::start("acd-bridge", &[MD5_ONLY]);
+
+    // Seat 1001 on baresip: registers with its demo password, answers by
+    // itself, speaks a 1 kHz tone, takes µ-law only.
+    let mut attempts = Vec::new();
+    let (mut baresip, mut ctrl, rec) = loop {
+        let dir = scratch("acd-seat");
+        let mic = dir.join("tone.wav");
+        write_pcm_wav(&mic, 8000, &tone(AGENT_TONE, 120.0));
+        let account = format!(
+            "<sip:1001@{sip};transport=udp>;auth_pass=hotline-1001;regint=300;answermode=auto;audio_codecs=pcmu",
+            sip = server.sip
+        );
+        let (ctrl_port, rec) = write_baresip_config_with(&dir, &account, Some(&mic));
+        let mut baresip = Baresip::spawn(&dir);
+        match Ctrl::connect(ctrl_port, &mut baresip) {
+            Ok(ctrl) => break (baresip, ctrl, rec),
+            Err(e) => attempts.push(e),
+        }
+        assert!(
+            attempts.len() < 3,
+            "baresip did not start:\n{}",
+            attempts.join("\n")
+        );
+    };
+    let diag = |ctrl: &Ctrl, baresip: &Baresip| {
+        format!(
+            "{}{}--- server log ---\n{}",
+            ctrl.transcript(),
+            baresip.output(),
+            server.log()
+        )
+    };
+    // baresip may register before ctrl_tcp is connected: ask the server.
+    let registered = wait_log(&server, "registered seat=1001", Duration::from_secs(10));
+    assert!(
+        registered,
+        "seat 1001 did not register\n{}",
+        diag(&ctrl, &baresip)
+    );
+
+    // The caller: A-law, through the real main flow. After the greeting
+    // (no barge-in) it presses 0 in the language menu: the operator queue.
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+
+    let connected = wait_log(
+        &server,
+        "caller connected to agent",
+        Duration::from_secs(10),
+    );
+    assert!(
+        connected,
+        "the seat never answered\n{}",
+        diag(&ctrl, &baresip)
+    );
+    let established = ctrl.event("CALL_ESTABLISHED", Duration::from_secs(5));
+    assert!(
+        established.is_some(),
+        "baresip did not report the call\n{}",
+        diag(&ctrl, &baresip)
+    );
+    // Let the jitter buffers fill, then listen for three seconds.
+    std::thread::sleep(Duration::from_millis(500));
+    let from = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let caller_heard = media.heard_between(from, Instant::now());
+    assert!(
+        caller_heard.len() > 8000 * 2,
+        "the caller heard only {} samples while bridged\n{}",
+        caller_heard.len(),
+        diag(&ctrl, &baresip)
+    );
+    let caller_ratio = dominance(&caller_heard, AGENT_TONE, CALLER_TONE);
+    assert!(
+        caller_ratio > 20.0,
+        "the caller does not hear the agent's tone: 1 kHz / 600 Hz power {caller_ratio:.2}\n{}",
+        diag(&ctrl, &baresip)
+    );
+
+    // The agent hangs up: the caller stays on the line, in the survey.
+    ctrl.send("hangup", None);
+    assert!(
+        wait_log(&server, "agent hung up: survey", Duration::from_secs(5)),
+        "the caller was not sent to the survey\n{}",
+        diag(&ctrl, &baresip)
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    call.bye();
+    drop(media);
+    ctrl.send("quit", None);
+    baresip.wait_exit(Duration::from_secs(5));
+
+    // What the agent heard: the caller's tone, transcoded A-law -> µ-law.
+    let recordings = decoded_recordings(&rec);
+    assert_eq!(
+        recordings.len(),
+        1,
+        "{recordings:?}\n{}",
+        diag(&ctrl, &baresip)
+    );
+    let (rate, pcm) = read_wav(&recordings[0]).unwrap();
+    let agent_heard = to_8khz(rate, &pcm);
+    let tail = &agent_heard[agent_heard.len().saturating_sub(8000 * 3)..];
+    let agent_ratio = dominance(tail, CALLER_TONE, AGENT_TONE);
+    assert!(
+        agent_ratio > 20.0,
+        "the agent does not hear the caller's tone: 600 Hz / 1 kHz power {agent_ratio:.2}\n{}",
+        diag(&ctrl, &baresip)
+    );
+
+    // The record keeps both legs; the recording has the caller left and
+    // the agent right.
+    let record = server.call_record(&call.call_id);
+    assert_eq!(record["final_action"], "queue:operator:5", "{record}");
+    assert_eq!(record["seat"], "1001", "{record}\n{}", server.log());
+    assert_eq!(record["codec"], "PCMA", "{record}");
+    assert_eq!(record["seat_codec"], "PCMU", "{record}");
+    assert_eq!(record["hangup_by"], "caller", "{record}");
+    for key in ["queued_at", "connected_at", "seat_ended_at", "seat_call_id"] {
+        assert!(!record[key].is_null(), "{key} missing: {record}");
+    }
+    let path = record["call_recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording: {record}\n{}", server.log()));
+    let (left, right) = stereo(path);
+    let secs = left.len() as f32 / 8000.0;
+    assert!(secs > 2.5, "recording holds {secs:.1} s: {record}");
+    let mid = |v: &[i16]| v[v.len() / 4..v.len() * 3 / 4].to_vec();
+    let left_ratio = dominance(&mid(&left), CALLER_TONE, AGENT_TONE);
+    let right_ratio = dominance(&mid(&right), AGENT_TONE, CALLER_TONE);
+    assert!(
+        left_ratio > 20.0 && right_ratio > 20.0,
+        "recording channels: left 600/1000 {left_ratio:.2}, right 1000/600 {right_ratio:.2}"
+    );
+    // The queue counted an answer within the service level; the seat is in
+    // its wrap-up (30 s on the operator queue).
+    let q = "{queue=\"operator\"}";
+    assert_eq!(
+        server.metric(&format!("hotline_queue_entered_total{q}")),
+        1.0
+    );
+    assert_eq!(
+        server.metric(&format!("hotline_queue_answered_total{q}")),
+        1.0
+    );
+    assert_eq!(
+        server.metric(&format!("hotline_queue_answered_within_15s_total{q}")),
+        1.0
+    );
+    assert_eq!(
+        server.metric(&format!("hotline_queue_abandoned_total{q}")),
+        0.0
+    );
+    assert!(server.metric("hotline_seat_talk_seconds_total") >= 3.0);
+    assert_eq!(
+        // baresip unregistered when it quit: logged out, still wrapping up.
+        server.metric("hotline_seats{status=\"logged_out\",activity=\"wrap_up\"}"),
+        1.0
+    );
+    eprintln!(
+        "caller heard 1 kHz x{caller_ratio:.0}, agent heard 600 Hz x{agent_ratio:.0}, \
+         recording {secs:.1} s left x{left_ratio:.0} right x{right_ratio:.0}"
+    );
+}
+
+/// Nobody is logged in: the caller waits in the queue, hears hold music, and
+/// hangs up. The call goes on the missed-call list and counts as abandoned.
+#[test]
+fn a_caller_who_gives_up_waiting_is_a_missed_call() {
+    let server = Server::start("acd-missed", &[]);
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    assert!(
+        wait_log(&server, "queued queue=operator", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    let q = "{queue=\"operator\"}";
+    assert_eq!(server.metric(&format!("hotline_queue_waiting{q}")), 1.0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server.metric(&format!("hotline_queue_longest_wait_seconds{q}")) >= 1.0);
+    call.bye();
+    drop(media);
+
+    let record = server.call_record(&call.call_id);
+    assert!(record["seat"].is_null(), "{record}");
+    assert!(!record["queued_at"].is_null(), "{record}");
+    assert!(record["call_recording"].is_null(), "{record}");
+    assert_eq!(
+        server.metric(&format!("hotline_queue_abandoned_total{q}")),
+        1.0
+    );
+    assert_eq!(server.metric(&format!("hotline_queue_waiting{q}")), 0.0);
+    let (status, body) = server.get("/api/v1/missed-calls");
+    assert_eq!(status, 200, "{body}");
+    let missed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = missed["missed_calls"]
+        .as_array()
+        .or_else(|| missed.as_array())
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone();
+    assert_eq!(list.len(), 1, "{body}");
+    assert_eq!(list[0]["call_id"], call.call_id.as_str(), "{body}");
+    assert_eq!(list[0]["queue"], "operator", "{body}");
+    assert!(list[0]["waited_ms"].as_u64().unwrap() >= 2000, "{body}");
+}
+
+/// Queues for a test: the five the shipped flows name, with the operator
+/// queue announcing positions every `announce` seconds.
+fn queues_announcing(announce: u32) -> (&'static str, String) {
+    (
+        "[queue]",
+        format!(
+            "name = \"operator\"\nannounce_secs = {announce}\n\
+             [[queue]]\nname = \"emergency\"\n\
+             [[queue]]\nname = \"general\"\n\
+             [[queue]]\nname = \"enterprise\"\n\
+             [[queue]]\nname = \"mongolian\"\nlanguage = \"mn\"\n"
+        ),
+    )
+}
+
+/// A waiting caller is told how many callers are ahead, every few seconds:
+/// the announcements are found in the decoded audio, between hold music.
+#[test]
+fn waiting_callers_hear_their_position() {
+    let (section, queues) = queues_announcing(4);
+    let server = Server::start("acd-announce", &[(section, &queues)]);
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    // The key's last event packet queues the call (the log may be written
+    // later than that, so time runs from the key).
+    let queued = Instant::now();
+    assert!(
+        wait_log(&server, "queued queue=operator", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    // Two announcements fall in 10 s of waiting.
+    std::thread::sleep(Duration::from_secs(10));
+    let heard = media.heard_between(queued, Instant::now());
+    call.bye();
+    drop(media);
+
+    let env = envelope(&heard);
+    let (at, corr) = locate(&env, "queue_position_before", 1.9);
+    assert!(
+        corr > 0.8,
+        "no position announcement in {:.1} s of waiting (best match {corr:.2} at {:.1} s)\n{}",
+        heard.len() as f64 / 8000.0,
+        at as f64 / 50.0,
+        server.log()
+    );
+    let secs = at as f64 / 50.0;
+    assert!(
+        (3.0..6.0).contains(&secs),
+        "the announcement came {secs:.1} s after queueing, not about 4 s"
+    );
+    // First in line: nobody ahead, "0" follows the lead-in.
+    let lead = prompt_pcm("queue_position_before").len() / 160;
+    let (digit_at, digit_corr) = locate(&env[at + lead..], "digit_0", 0.3);
+    assert!(
+        digit_corr > 0.8 && digit_at < 10,
+        "nobody ahead not read after the lead-in: {digit_corr:.2} at +{digit_at} frames"
+    );
+    // And again 4 s later.
+    let next = at + 150;
+    let (again, again_corr) = locate(&env[next..], "queue_position_before", 1.0);
+    assert!(
+        again_corr > 0.8 && (25..=80).contains(&again),
+        "no second announcement about 4 s after the first: {again_corr:.2} at +{:.1} s",
+        (150 + again) as f64 / 50.0
+    );
+    eprintln!("announcement at {secs:.1} s (r = {corr:.2}), digit r = {digit_corr:.2}");
+}
