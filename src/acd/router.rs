@@ -8,7 +8,7 @@
 //! and seat actors do the SIP and media; the shared-state store (memory or
 //! Redis) will hold what this struct holds for one node.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// A call waiting for a seat (the call actor's id).
@@ -507,11 +507,12 @@ impl Router {
                 continue;
             };
             let waited = now.saturating_duration_since(w.in_queue_since);
-            if let Some((after, to)) = rules.overflow.clone()
-                && waited >= after
+            if let Some((after, to)) = &rules.overflow
+                && waited >= *after
                 && w.offered.is_empty()
-                && self.queues.contains_key(&to)
+                && self.queues.contains_key(to)
             {
+                let to = to.clone();
                 let mut w = self.waiting.remove(i);
                 let from = std::mem::replace(&mut w.queue, to.clone());
                 w.in_queue_since = now;
@@ -541,9 +542,11 @@ impl Router {
         } else {
             self.handle_time / self.handled as u32
         };
-        let mut positions: HashMap<String, usize> = HashMap::new();
+        // Counted once per pass, and only if an announcement is due.
+        let mut staffed: Option<usize> = None;
+        let mut positions: HashMap<&str, usize> = HashMap::new();
         for w in &mut self.waiting {
-            let position = positions.entry(w.queue.clone()).or_default();
+            let position = positions.entry(w.queue.as_str()).or_default();
             *position += 1;
             let Some(at) = w.next_announce else { continue };
             if at > now {
@@ -551,12 +554,13 @@ impl Router {
             }
             let every = self.queues.get(&w.queue).and_then(|q| q.announce_every);
             w.next_announce = every.map(|d| now + d);
-            let staffed = self
-                .seats
-                .values()
-                .filter(|s| s.status == Status::Available)
-                .count()
-                .max(1);
+            let staffed = *staffed.get_or_insert_with(|| {
+                self.seats
+                    .values()
+                    .filter(|s| s.status == Status::Available)
+                    .count()
+                    .max(1)
+            });
             let estimated_wait = average * (*position as u32) / staffed as u32;
             self.actions.push_back(Action::Announce {
                 call: w.id,
@@ -618,45 +622,55 @@ impl Router {
         }
     }
 
-    fn free_for(&self, rules: &QueueRules, now: Instant) -> Vec<&Seat> {
-        self.seats
+    /// Offers waiting calls to free seats, best-served call first.
+    ///
+    /// Runs after every event, so it must be cheap when nothing can happen:
+    /// the free seats are found once (most events find none and stop
+    /// there), each queue's eligible seats are worked out once per pass, and
+    /// the pass ends as soon as every free seat has an offer.
+    fn route(&mut self, now: Instant) {
+        let idle: Vec<&Seat> = self
+            .seats
             .values()
             .filter(|s| {
                 s.status == Status::Available
                     && s.activity == Activity::Idle
                     && s.busy_until.is_none_or(|t| t <= now)
-                    && rules
-                        .skills
-                        .iter()
-                        .all(|(skill, min)| s.skills.get(skill).is_some_and(|l| l >= min))
-                    && rules
-                        .language
-                        .as_ref()
-                        .is_none_or(|l| s.languages.contains(l))
             })
-            .collect()
-    }
-
-    /// Offers waiting calls to free seats, best-served call first.
-    fn route(&mut self, now: Instant) {
-        for i in 0..self.waiting.len() {
-            if !self.waiting[i].offered.is_empty() {
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let mut eligible: HashMap<&str, Vec<&Seat>> = HashMap::new();
+        let mut taken: HashSet<&str> = HashSet::new();
+        let mut offers: Vec<(usize, Vec<SeatId>, Instant)> = Vec::new();
+        for (i, w) in self.waiting.iter().enumerate() {
+            if taken.len() == idle.len() {
+                break;
+            }
+            if !w.offered.is_empty() {
                 continue;
             }
-            let Some(rules) = self.queues.get(&self.waiting[i].queue).cloned() else {
+            let Some(rules) = self.queues.get(&w.queue) else {
                 continue;
             };
-            let free = self.free_for(&rules, now);
+            let free = eligible.entry(rules.name.as_str()).or_insert_with(|| {
+                idle.iter()
+                    .copied()
+                    .filter(|s| qualifies(rules, s))
+                    .collect()
+            });
+            free.retain(|s| !taken.contains(s.id.as_str()));
             if free.is_empty() {
                 continue;
             }
-            let chosen: Vec<SeatId> = match rules.strategy {
-                Strategy::RingAll => free.iter().map(|s| s.id.clone()).collect(),
-                Strategy::LongestIdle => pick(&free, |s| (std::cmp::Reverse(s.idle_since), 0)),
-                Strategy::FewestCalls => pick(&free, |s| {
+            let chosen: Vec<&Seat> = match rules.strategy {
+                Strategy::RingAll => free.clone(),
+                Strategy::LongestIdle => pick(free, |s| (std::cmp::Reverse(s.idle_since), 0)),
+                Strategy::FewestCalls => pick(free, |s| {
                     (std::cmp::Reverse(s.idle_since), u64::MAX - s.calls_taken)
                 }),
-                Strategy::LeastTalkTime => pick(&free, |s| {
+                Strategy::LeastTalkTime => pick(free, |s| {
                     (
                         std::cmp::Reverse(s.idle_since),
                         u64::MAX - s.talk_time.as_millis() as u64,
@@ -670,23 +684,35 @@ impl Router {
                             .map(|k| u64::from(*s.skills.get(k).unwrap_or(&0)))
                             .sum()
                     };
-                    pick(&free, |s| (std::cmp::Reverse(s.idle_since), score(s)))
+                    pick(free, |s| (std::cmp::Reverse(s.idle_since), score(s)))
                 }
                 Strategy::RoundRobin => {
+                    // `free` is in seat-id order: the next id after the
+                    // last one offered, wrapping to the first.
                     let last = self.last_offered.get(&rules.name);
-                    let next = free
-                        .iter()
+                    free.iter()
                         .find(|s| last.is_none_or(|l| s.id > *l))
                         .or(free.first())
-                        .map(|s| s.id.clone());
-                    next.into_iter().collect()
+                        .copied()
+                        .into_iter()
+                        .collect()
                 }
             };
+            if let Some(last) = chosen.last() {
+                self.last_offered
+                    .insert(rules.name.clone(), last.id.clone());
+            }
+            taken.extend(chosen.iter().map(|s| s.id.as_str()));
+            offers.push((
+                i,
+                chosen.iter().map(|s| s.id.clone()).collect(),
+                now + rules.ring_timeout,
+            ));
+        }
+        for (i, seats, deadline) in offers {
             let call = self.waiting[i].id;
-            let deadline = now + rules.ring_timeout;
-            for seat in chosen {
+            for seat in seats {
                 self.waiting[i].offered.push((seat.clone(), deadline));
-                self.last_offered.insert(rules.name.clone(), seat.clone());
                 self.actions.push_back(Action::Offer {
                     call,
                     seat: seat.clone(),
@@ -697,17 +723,30 @@ impl Router {
     }
 }
 
+/// Whether a seat has a queue's skills (at their levels) and language.
+fn qualifies(rules: &QueueRules, s: &Seat) -> bool {
+    rules
+        .skills
+        .iter()
+        .all(|(skill, min)| s.skills.get(skill).is_some_and(|l| l >= min))
+        && rules
+            .language
+            .as_ref()
+            .is_none_or(|l| s.languages.contains(l))
+}
+
 /// The seat with the greatest key: the number first, then the ordering
 /// (ties on both go to the lowest seat id, so routing is deterministic).
-fn pick<K: Ord>(free: &[&Seat], key: impl Fn(&Seat) -> (K, u64)) -> Vec<SeatId> {
+fn pick<'a, K: Ord>(free: &[&'a Seat], key: impl Fn(&Seat) -> (K, u64)) -> Vec<&'a Seat> {
     free.iter()
         .max_by(|a, b| {
             let (ka, sa) = key(a);
             let (kb, sb) = key(b);
             sa.cmp(&sb).then(ka.cmp(&kb)).then(b.id.cmp(&a.id))
         })
-        .map(|s| vec![s.id.clone()])
-        .unwrap_or_default()
+        .copied()
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
