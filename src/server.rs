@@ -494,6 +494,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::sip::listener::run(sip, shared.clone())));
     tasks.push(tokio::spawn(expire_registrations(shared.clone())));
+    tasks.push(tokio::spawn(sweep_recordings(shared.clone())));
     let acd_shared = shared.clone();
     let acd_stop = sip_cancel.clone();
     tasks.push(tokio::spawn(async move {
@@ -528,6 +529,21 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tasks,
         _watcher: watcher,
     })
+}
+
+/// Removes conversation recordings past their queue's retention, hourly.
+async fn sweep_recordings(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let config = shared.config.load_full();
+        let today = time::OffsetDateTime::now_utc().date();
+        tokio::task::spawn_blocking(move || {
+            crate::call::recording::sweep(&config.ivr.recordings_dir, &config.queues, today)
+        })
+        .await
+        .ok();
+    }
 }
 
 /// Drops expired registrations, stale nonces and ended bans.

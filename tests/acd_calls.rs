@@ -283,6 +283,12 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
     let path = record["call_recording"]
         .as_str()
         .unwrap_or_else(|| panic!("no recording: {record}\n{}", server.log()));
+    assert!(path.contains("/calls/operator/"), "{path}");
+    let (status, body) = server.get(&format!("/api/v1/calls/{}/recording", call.call_id));
+    assert_eq!(status, 200);
+    assert!(body.starts_with("RIFF"), "the API does not serve the WAV");
+    let (status, _) = server.get("/api/v1/calls/no-such-call/recording");
+    assert_eq!(status, 404);
     let (left, right) = stereo(path);
     let secs = left.len() as f32 / 8000.0;
     assert!(secs > 2.5, "recording holds {secs:.1} s: {record}");

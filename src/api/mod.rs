@@ -28,6 +28,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/calls", get(list_calls))
         .route("/api/v1/calls/{id}", get(get_call))
+        .route("/api/v1/calls/{id}/recording", get(get_recording))
         .route("/api/v1/admin/reload", post(reload))
         .route("/api/v1/flows", get(list_flows))
         .route("/api/v1/flows/{name}/stats", get(flow_stats))
@@ -176,6 +177,72 @@ async fn get_call(
             e.to_string(),
         )),
     }
+}
+
+/// The stereo WAV of a call's conversation with an agent (caller left,
+/// agent right).
+async fn get_recording(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if id.is_empty() || id.len() > 512 {
+        return Err(ApiError::field(
+            "id",
+            "must be a SIP Call-ID of 1 to 512 characters",
+        ));
+    }
+    let call = match shared.store.call(&id).await {
+        Ok(Some(call)) => call,
+        Ok(None) => {
+            return Err(ApiError::status(
+                StatusCode::NOT_FOUND,
+                format!("no call with Call-ID {id:?}"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.to_string(),
+            ));
+        }
+    };
+    let gone = || {
+        ApiError::status(
+            StatusCode::NOT_FOUND,
+            format!("call {id:?} has no recording (not bridged, not recorded, or past retention)"),
+        )
+    };
+    let path = call.call_recording.ok_or_else(gone)?;
+    // Only files under the recordings folder are served, whatever the
+    // database says.
+    let root = shared.config.load().ivr.recordings_dir.clone();
+    let (Ok(root), Ok(file)) = (
+        tokio::fs::canonicalize(&root).await,
+        tokio::fs::canonicalize(&path).await,
+    ) else {
+        return Err(gone());
+    };
+    if !file.starts_with(&root) {
+        tracing::warn!(%path, "recording path outside the recordings folder refused");
+        return Err(gone());
+    }
+    // Streamed: an hour's recording is over 100 MB.
+    let file = tokio::fs::File::open(&file).await.map_err(|_| gone())?;
+    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let name = format!("{}.wav", crate::call::ivr::sanitize(&id));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn reload(State(shared): State<Arc<Shared>>) -> Result<Response, ApiError> {

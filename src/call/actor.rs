@@ -656,7 +656,8 @@ impl<'a> Call<'a> {
             tracing::error!(error = %e, "cannot bridge caller and agent");
         }
         if self.queue.as_ref().is_some_and(|q| q.record) {
-            match StereoWav::create(&self.config.ivr.recordings_dir, &self.record.call_id) {
+            let queue = self.queue.as_ref().map_or("", |q| q.name.as_str());
+            match StereoWav::create(&self.config.ivr.recordings_dir, queue, &self.record.call_id) {
                 Ok(wav) => {
                     stream.record_stereo(Duration::from_secs(self.config.ivr.max_call_secs.into()));
                     self.wav = Some(wav);

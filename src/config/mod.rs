@@ -185,6 +185,9 @@ pub struct QueueConfig {
     /// Seconds a seat that refused an offer (busy, declined) is left alone.
     #[serde(default = "default_reject_pause_secs")]
     pub reject_pause_secs: u32,
+    /// Days a conversation recording is kept; 0 keeps it for ever.
+    #[serde(default)]
+    pub recording_retention_days: u32,
 }
 
 fn default_reject_pause_secs() -> u32 {
@@ -463,6 +466,7 @@ fn queue(name: &str, description: &str) -> QueueConfig {
         announce_secs: Some(30),
         record: true,
         reject_pause_secs: default_reject_pause_secs(),
+        recording_retention_days: 0,
     }
 }
 
