@@ -8,6 +8,7 @@
 mod common;
 
 use common::baresip::*;
+use common::seat::*;
 use common::*;
 use hotline::media::dtmf::goertzel_power;
 use hotline::media::g711::Law;
@@ -18,8 +19,6 @@ use std::time::{Duration, Instant};
 
 const PCMA_DTMF: &str =
     "a=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n";
-/// baresip knows MD5 digest; offer it alone so it is the one answered.
-const MD5_ONLY: (&str, &str) = ("registrar", "algorithms = [\"MD5\"]");
 const CALLER_TONE: f32 = 600.0;
 const AGENT_TONE: f32 = 1000.0;
 
@@ -451,4 +450,90 @@ fn waiting_callers_hear_their_position() {
         (150 + again) as f64 / 50.0
     );
     eprintln!("announcement at {secs:.1} s (r = {corr:.2}), digit r = {digit_corr:.2}");
+}
+
+/// Three SIPp seats in the operator queue, longest-idle first: 1002 is
+/// busy (486) and is left alone; 1003 rings without answering, so after the
+/// ring time the caller goes back to the head of the queue and 1003, having
+/// missed once with `max_misses = 1`, goes on break; 1004 answers and the
+/// caller is bridged to it. The caller's hang-up ends the agent leg.
+#[test]
+fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
+    let queues = "name = \"operator\"\nring_secs = 2\nmax_misses = 1\nwrap_up_secs = 3\n\
+                  [[queue]]\nname = \"emergency\"\n[[queue]]\nname = \"general\"\n\
+                  [[queue]]\nname = \"enterprise\"\n\
+                  [[queue]]\nname = \"mongolian\"\nlanguage = \"mn\"\n";
+    let server = Server::start("acd-skip", &[MD5_ONLY, ("[queue]", queues)]);
+    // Registered in this order, so longest-idle offers them in this order.
+    let busy = SippSeat::start(&server, "1002", Answer::Busy, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    let silent = SippSeat::start(&server, "1003", Answer::NeverAnswers, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    let answers = SippSeat::start(&server, "1004", Answer::Answers, 1);
+    let diag = || {
+        format!(
+            "{}{}{}--- server log ---\n{}",
+            busy.messages(),
+            silent.messages(),
+            answers.messages(),
+            server.log()
+        )
+    };
+
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    assert!(
+        wait_log(
+            &server,
+            "caller connected to agent",
+            Duration::from_secs(10)
+        ),
+        "no seat took the call\n{}",
+        diag()
+    );
+    let seat = |id: &str| {
+        let (status, body) = server.get(&format!("/api/v1/seats/{id}"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let s1003 = seat("1003");
+    assert_eq!(s1003["status"], "on_break", "{s1003}\n{}", diag());
+    assert_eq!(s1003["reason"], "no-answer", "{s1003}");
+    assert_eq!(seat("1004")["state"], "in_call", "{}", diag());
+    std::thread::sleep(Duration::from_secs(1));
+    call.bye();
+    drop(media);
+
+    let record = server.call_record(&call.call_id);
+    assert_eq!(record["seat"], "1004", "{record}\n{}", diag());
+    // The offers, in order, in the seat log.
+    let (_, body) = server.get("/api/v1/seat-log?limit=100");
+    let log: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entries = log["changes"]
+        .as_array()
+        .or_else(|| log.as_array())
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone();
+    let offered: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["state"] == "offered")
+        .filter_map(|e| e["seat"].as_str())
+        .collect();
+    assert_eq!(offered, ["1002", "1003", "1004"], "{body}");
+    // The caller's BYE reached the agent: its SIPp scenario completed.
+    assert!(
+        wait_log(
+            &server,
+            "seat changed seat=1004 status=Available activity=WrapUp",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        diag()
+    );
 }

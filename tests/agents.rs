@@ -4,13 +4,11 @@
 
 mod common;
 
+use common::seat::*;
 use common::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
-
-/// SIPp knows only MD5, and reads the first challenge: offer MD5 alone.
-const MD5_ONLY: (&str, &str) = ("registrar", "algorithms = [\"MD5\"]");
 
 /// Runs `hotline <args> --config <config>`; (success, stdout, stderr).
 fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
@@ -71,40 +69,6 @@ fn on_board(server: &Server, id: &str) -> Value {
         .find(|s| s["seat"] == id)
         .cloned()
         .unwrap_or_else(|| panic!("{id} not on the board: {v}"))
-}
-
-fn register_scenario(user: &str, password: &str, expires: u32, answer: u16) -> String {
-    let head = |cseq: u32, auth: &str| {
-        format!(
-            r#"  <send retrans="500"><![CDATA[
-REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag[call_number]
-To: <sip:{user}@[remote_ip]>
-Call-ID: [call_id]
-CSeq: {cseq} REGISTER
-Contact: <sip:{user}@[local_ip]:[local_port]>
-{auth}Expires: {expires}
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-"#
-        )
-    };
-    format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register">
-{first}  <recv response="401" auth="true"/>
-{second}  <recv response="{answer}"/>
-</scenario>
-"#,
-        first = head(1, ""),
-        second = head(
-            2,
-            &format!("[authentication username={user} password={password}]\n")
-        ),
-    )
 }
 
 #[test]
@@ -271,7 +235,7 @@ fn seat_added_by_api_registers_and_disabling_it_locks_it_out() {
 
     let run = sipp(
         &server,
-        &register_scenario("3001", "pass-3001-x", 600, 200),
+        &register_scenario("3001", "pass-3001-x", 600, 200, ""),
         1,
         &[],
     );
@@ -291,7 +255,7 @@ fn seat_added_by_api_registers_and_disabling_it_locks_it_out() {
     assert_eq!(s["languages"], json!(["cmn"]));
     let run = sipp(
         &server,
-        &register_scenario("3001", "pass-3001-x", 600, 200),
+        &register_scenario("3001", "pass-3001-x", 600, 200, ""),
         1,
         &[],
     );
@@ -306,7 +270,7 @@ fn seat_added_by_api_registers_and_disabling_it_locks_it_out() {
     assert_eq!(s["status"], "logged_out");
     let run = sipp(
         &server,
-        &register_scenario("3001", "pass-3001-x", 600, 403),
+        &register_scenario("3001", "pass-3001-x", 600, 403, ""),
         1,
         &[],
     );
@@ -319,7 +283,7 @@ fn seat_added_by_api_registers_and_disabling_it_locks_it_out() {
     assert_eq!(s["enabled"], true);
     let run = sipp(
         &server,
-        &register_scenario("3001", "pass-3001-x", 600, 200),
+        &register_scenario("3001", "pass-3001-x", 600, 200, ""),
         1,
         &[],
     );

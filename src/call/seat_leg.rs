@@ -129,6 +129,8 @@ impl SeatLeg {
             content_type: Some("application/sdp".into()),
             offer: Some(sdp::offer_text(&local).into_bytes()),
             contact: uri(format!("sip:hotline@{ours}:{port}"))?,
+            // rsipstack's default Call-ID names another product's domain.
+            call_id: Some(format!("{:032x}@hotline", rand::random::<u128>())),
             headers: Some(vec![
                 headers::other("X-Hotline-Call-ID", d.caller_call_id),
                 Header::Allow(headers::ALLOW.into()),
