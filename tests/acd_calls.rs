@@ -537,3 +537,63 @@ fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
         diag()
     );
 }
+
+/// The agent's softphone puts the caller on hold with a re-INVITE
+/// (`a=sendonly`): the caller hears the hold music, decoded; off hold the
+/// music stops and the conversation goes on.
+#[test]
+fn agent_hold_gives_the_caller_music() {
+    let server = Server::start("acd-hold", &[MD5_ONLY]);
+    let agent = SippSeat::start(&server, "1005", Answer::AnswersAndHolds, 1);
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let diag = || format!("{}--- server log ---\n{}", agent.messages(), server.log());
+    assert!(
+        wait_log(
+            &server,
+            "caller connected to agent",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        diag()
+    );
+    let connected = Instant::now();
+    std::thread::sleep(Duration::from_millis(5_500));
+    call.bye();
+    let at = |secs: f64| connected + Duration::from_secs_f64(secs);
+    // The seat holds 1 s after its 200 (a little under 1 s after the log
+    // line) for 3 s.
+    let before = media.heard_between(at(0.1), at(0.6));
+    let held = media.heard_between(at(1.2), at(3.6));
+    let after = media.heard_between(at(4.3), at(5.3));
+    // From before the music starts, to find its beginning.
+    let onset = media.heard_between(at(0.4), at(3.6));
+    drop(media);
+
+    for text in [
+        "agent put the caller on hold",
+        "agent took the caller off hold",
+    ] {
+        assert!(server.log().contains(text), "{text}?\n{}", diag());
+    }
+    let energy = |pcm: &[i16]| {
+        (pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
+    };
+    let (e_before, e_held, e_after) = (energy(&before), energy(&held), energy(&after));
+    assert!(
+        e_held > 300.0 && e_before < 50.0 && e_after < 50.0,
+        "RMS before {e_before:.0}, on hold {e_held:.0}, after {e_after:.0}\n{}",
+        diag()
+    );
+    let (_, corr) = locate(&envelope(&onset), "hold_music", 1.5);
+    assert!(
+        corr > 0.8,
+        "what the held caller heard is not the hold music: r = {corr:.2}"
+    );
+}

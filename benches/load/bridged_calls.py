@@ -64,6 +64,7 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -294,7 +295,8 @@ def write_config(server: L.Server, n: int, args) -> None:
     text = text.replace("[registrar]\n", '[registrar]\nalgorithms = ["MD5"]\n', 1)
     text += (
         '[[queue]]\nname = "general"\ndescription = "bridged_calls.py load test"\n'
-        f'strategy = "longest-idle"\nring_secs = 15\nwrap_up_secs = {args.wrap_up}\nmax_misses = 3\nrecord = true\n\n'
+        f'strategy = "longest-idle"\nring_secs = 15\nwrap_up_secs = {args.wrap_up}\nmax_misses = 3\n'
+        f'record = {"false" if args.no_record else "true"}\n\n'
     )
     text += "".join(
         f'[[seat]]\nid = "{SEAT_BASE + i}"\npassword = "seat-pw-{SEAT_BASE + i}"\nname = "Load seat {i}"\nlanguages = ["cmn"]\n\n'
@@ -330,6 +332,24 @@ def udp_drops_by_port_range(ranges: dict[str, tuple[int, int]]) -> dict[str, dic
         out[name]["sockets"] += 1
         out[name]["drops"] += drops
     return out
+
+
+def thread_counts(pid: int) -> dict[str, int]:
+    """Threads of a process by name (trailing digits folded to N)."""
+    out: dict[str, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        name = re.sub(r"\d+$", "N", name)
+        out[name] = out.get(name, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def call_records(db: Path) -> dict:
@@ -496,6 +516,7 @@ def run_once(args) -> dict:
     # Drops so far of the sockets open now (the calls' sockets close with them).
     udp_drops = udp_drops_by_port_range({"server_sip": (sip_port, sip_port),
                                          "server_rtp": (args.rtp_port_min, args.rtp_port_max)})
+    threads_at_n = thread_counts(server.pid)
     win = sampler.window(w0, w1)
     rss_window = [s.rss.get(server.pid) for s in win if s.rss.get(server.pid)]
     ic_window = [in_call(s.metrics) for s in win if in_call(s.metrics) is not None]
@@ -589,6 +610,7 @@ def run_once(args) -> dict:
         "rtp_invalid_packets_window": wdelta("hotline_rtp_invalid_packets_total"),
         "udp": L.udp_delta(udp0, udp1),
         "udp_socket_drops_at_window_end": udp_drops,
+        "server_threads_at_window_end": threads_at_n,
         "recordings": {"files": len(wavs), "bytes": wav_bytes, "mb": round(wav_bytes / 1e6, 1),
                        "expected_bytes_from_records": expected_bytes,
                        "size_ratio": None if not expected_bytes else round(wav_bytes / expected_bytes, 3),
@@ -653,7 +675,8 @@ def summary(r: dict) -> str:
         f"SIPp callers {r['sipp_callers_cpu_pct']}% seats {r['sipp_seats_cpu_pct']}%  machine {r['machine_busy_pct']}% "
         f"(other processes {r['other_processes_cpu_pct']}%, VM steal {r['vm_steal_pct']}%)\n"
         f"  RSS idle {r['server_rss_idle_mb']} MB, {r['calls']} seats registered {r['server_rss_registered_mb']} MB, "
-        f"bridged {r['server_rss_bridged_mb']} MB -> {r['rss_per_bridged_call_kb']} KB per bridged call (peak {r['server_rss_peak_mb']} MB)\n"
+        f"bridged {r['server_rss_bridged_mb']} MB -> {r['rss_per_bridged_call_kb']} KB per bridged call (peak {r['server_rss_peak_mb']} MB); "
+        f"threads {r['server_threads_at_window_end']}\n"
         f"  RTP sent {r['rtp_sent_pps']} pps received {r['rtp_received_pps']} pps (expect {r['expected_pps_each_way']} each way: "
         f"sent {r['server_sent_fraction']}, SIPp audio {r['sipp_audio_fraction']}); streams {r['media_streams_window_max']}; "
         f"overruns {r['media_tick_overruns_window']} in window / {r['media_tick_overruns_total']} total, skipped frames {r['media_skipped_frames_window']}, "
@@ -680,6 +703,8 @@ def main():
     ap.add_argument("--rtp-timeout", type=int, default=30, help="server media.rtp_timeout_secs (default 30)")
     ap.add_argument("--rtp-port-min", type=int, default=20000, help="server media.rtp_port_min (default 20000)")
     ap.add_argument("--rtp-port-max", type=int, default=29999, help="server media.rtp_port_max (default 29999: 5,000 pairs)")
+    ap.add_argument("--no-record", action="store_true",
+                    help="diagnosis only: queue record = false (a run without recordings cannot PASS)")
     ap.add_argument("--repeat", type=int, default=1)
     L.add_common_args(ap)
     args = ap.parse_args()

@@ -291,7 +291,9 @@ impl SeatLeg {
         if has_sdp {
             match sdp::parse(&req.body).and_then(|o| sdp::answer(&o)) {
                 Ok(n) => {
-                    let held = !n.remote_direction.sends();
+                    // Hold is the softphone no longer wanting our audio
+                    // (sendonly or inactive).
+                    let held = !n.remote_direction.receives();
                     if held != self.held {
                         self.held = held;
                         event = Some(LegEvent::Hold(held));

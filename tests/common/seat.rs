@@ -64,10 +64,20 @@ pub enum Answer {
     NeverAnswers,
     /// 180, 200 with µ-law SDP, then waits for the BYE.
     Answers,
+    /// Answers, then after 1 s puts the caller on hold (re-INVITE with
+    /// `a=sendonly`) for 3 s, takes them off (`a=sendrecv`), and waits for
+    /// the BYE.
+    AnswersAndHolds,
 }
 
 fn uas_scenario(answer: Answer) -> String {
     let reply = |status: &str, cseq: &str, body: &str| {
+        // A request inside the dialog already carries our tag.
+        let to = if status == "200 OK" && cseq == "[last_CSeq:]" && body.is_empty() {
+            "[last_To:]"
+        } else {
+            "[last_To:];tag=[pid]SIPpTag01[call_number]"
+        };
         let (ctype, len) = if body.is_empty() {
             (String::new(), 0)
         } else {
@@ -78,7 +88,7 @@ fn uas_scenario(answer: Answer) -> String {
 SIP/2.0 {status}
 [last_Via:]
 [last_From:]
-[last_To:];tag=[pid]SIPpTag01[call_number]
+{to}
 [last_Call-ID:]
 {cseq}
 Contact: <sip:[local_ip]:[local_port];transport=[transport]>
@@ -90,9 +100,47 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>
     };
     let sdp = "v=0\no=seat 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
     let invite = r#"  <recv request="INVITE">
-    <action><ereg regexp="([0-9]+) INVITE" search_in="hdr" header="CSeq:" assign_to="x,n"/></action>
+    <action>
+      <ereg regexp="([0-9]+) INVITE" search_in="hdr" header="CSeq:" assign_to="x,n"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="from"/>
+      <ereg regexp="(sip:[^>]*)" search_in="hdr" header="Contact:" assign_to="y,contact"/>
+    </action>
   </recv>
 "#;
+    // A request from the seat inside the dialog: its To is the server's From.
+    let reinvite = |cseq: u32, direction: &str| {
+        let sdp = format!(
+            "v=0\no=seat 1 {cseq} IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\na={direction}\n"
+        );
+        format!(
+            r#"  <send retrans="500"><![CDATA[
+INVITE [$contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:seat@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+To: [$from]
+Call-ID: [call_id]
+CSeq: {cseq} INVITE
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+{sdp}]]></send>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK [$contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:seat@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+To: [$from]
+Call-ID: [call_id]
+CSeq: {cseq} ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"#
+        )
+    };
     let body = match answer {
         Answer::Busy => format!(
             "{invite}{}  <recv request=\"ACK\"/>\n",
@@ -104,6 +152,14 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>
             reply("200 OK", "[last_CSeq:]", ""),
             reply("487 Request Terminated", "CSeq: [$n] INVITE", ""),
         ),
+        Answer::AnswersAndHolds => format!(
+            "{invite}{}{}  <recv request=\"ACK\"/>\n  <pause milliseconds=\"1000\"/>\n{}  <pause milliseconds=\"3000\"/>\n{}  <recv request=\"BYE\"/>\n{}",
+            reply("180 Ringing", "[last_CSeq:]", ""),
+            reply("200 OK", "[last_CSeq:]", sdp),
+            reinvite(101, "sendonly"),
+            reinvite(102, "sendrecv"),
+            reply("200 OK", "[last_CSeq:]", ""),
+        ),
         Answer::Answers => format!(
             "{invite}{}{}  <recv request=\"ACK\"/>\n  <recv request=\"BYE\"/>\n{}",
             reply("180 Ringing", "[last_CSeq:]", ""),
@@ -112,7 +168,7 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>
         ),
     };
     format!(
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"seat\">\n{body}  <Reference variables=\"x,n\"/>\n</scenario>\n"
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"seat\">\n{body}  <Reference variables=\"x,n,y,from,contact\"/>\n</scenario>\n"
     )
 }
 
