@@ -129,6 +129,7 @@ enum Command {
     RecordStereo(u64, usize),
     StopRecording(u64),
     Bridge(u64, u64),
+    Hear(u64, Vec<u64>),
     Unbridge(u64),
     Close(u64, oneshot::Sender<StreamStats>),
     Shutdown,
@@ -366,7 +367,21 @@ impl StreamHandle {
         Ok(())
     }
 
-    /// Parts this stream from its peer.
+    /// Sets whose audio this stream receives, mixed (a supervisor listening
+    /// to caller and agent; an agent hearing the caller and a whispering
+    /// supervisor; everyone in a three-way call). Replaces what it heard
+    /// before and leaves who hears it alone. All must be on one worker.
+    pub fn hear(&self, sources: &[&StreamHandle]) -> Result<(), BridgeError> {
+        if sources.iter().any(|s| s.worker != self.worker) {
+            return Err(BridgeError::OtherWorker);
+        }
+        let ids = sources.iter().map(|s| s.id).collect();
+        self.command(|id| Command::Hear(id, ids));
+        Ok(())
+    }
+
+    /// Parts this stream from everything: it hears nobody and nobody hears
+    /// it.
     pub fn unbridge(&self) {
         self.command(Command::Unbridge);
     }
@@ -478,8 +493,12 @@ struct Stream {
     playing: Option<Playing>,
     recording: Option<Recording>,
     stereo: Option<Recording>,
-    /// The slot of the stream this one is bridged to (same worker).
-    bridge: Option<usize>,
+    /// The slots of the streams this one hears, mixed (same worker); one
+    /// for a plain bridge.
+    hears: Vec<usize>,
+    /// Whether this stream hears or is heard by another, so its audio must
+    /// be decoded each tick.
+    mixed: bool,
     /// What this stream's peer said in the current tick, decoded.
     heard: [i16; FRAME_SAMPLES],
     /// The bridged peer's audio, encoded in this stream's law.
@@ -533,7 +552,8 @@ impl Stream {
             playing: None,
             recording: None,
             stereo: None,
-            bridge: None,
+            hears: Vec::new(),
+            mixed: false,
             heard: [0; FRAME_SAMPLES],
             relay: [0; FRAME_SAMPLES],
             last_sr: None,
@@ -638,7 +658,7 @@ impl Stream {
         let frame = self.jitter.pop();
         // Decoding is for a bridged peer or a recording; most streams (IVR,
         // hold) have neither, and the hot loop skips the work for them.
-        if self.bridge.is_none() && self.recording.is_none() && self.stereo.is_none() {
+        if !self.mixed && self.recording.is_none() && self.stereo.is_none() {
             return &self.heard;
         }
         match frame {
@@ -867,6 +887,8 @@ impl Worker {
         let mut buf = vec![0u8; 2048];
         let mut out = vec![0u8; 512];
         let mut rtcp_buf = Vec::with_capacity(256);
+        // A stream hearing several others gets their sum here.
+        let mut mix = [0i16; FRAME_SAMPLES];
         let mut next_tick = Instant::now() + TICK;
         loop {
             let now = Instant::now();
@@ -896,7 +918,19 @@ impl Worker {
                     }
                 }
                 for stream in self.slots.iter_mut().flatten() {
-                    let peer = stream.bridge.map(|p| &self.heard[p]);
+                    let peer = match stream.hears.as_slice() {
+                        [] => None,
+                        [one] => Some(&self.heard[*one]),
+                        several => {
+                            mix.fill(0);
+                            for &p in several {
+                                for (m, s) in mix.iter_mut().zip(self.heard[p].iter()) {
+                                    *m = m.saturating_add(*s);
+                                }
+                            }
+                            Some(&mix)
+                        }
+                    };
                     stream.tick(now, peer, &mut out, &mut rtcp_buf, &mut self.local);
                 }
                 self.local.publish(&self.counters);
@@ -1005,14 +1039,18 @@ impl Worker {
                 }
                 Command::Bridge(a, b) => {
                     if let (Some(&sa), Some(&sb)) = (self.by_id.get(&a), self.by_id.get(&b)) {
-                        self.unbridge(sa);
-                        self.unbridge(sb);
-                        if let Some(s) = self.slots[sa].as_mut() {
-                            s.bridge = Some(sb);
-                        }
-                        if let Some(s) = self.slots[sb].as_mut() {
-                            s.bridge = Some(sa);
-                        }
+                        self.set_hears(sa, vec![sb]);
+                        self.set_hears(sb, vec![sa]);
+                    }
+                }
+                Command::Hear(id, sources) => {
+                    if let Some(&slot) = self.by_id.get(&id) {
+                        let slots = sources
+                            .iter()
+                            .filter_map(|s| self.by_id.get(s).copied())
+                            .filter(|&s| s != slot)
+                            .collect();
+                        self.set_hears(slot, slots);
                     }
                 }
                 Command::Unbridge(id) => {
@@ -1031,14 +1069,41 @@ impl Worker {
         true
     }
 
-    /// Parts a stream from its peer, both ways.
+    /// Parts a stream from everything: it hears nobody, nobody hears it.
+    /// Also run before a slot is reused, so a new call never gets an old
+    /// call's audio.
     fn unbridge(&mut self, slot: usize) {
-        let peer = self.slots[slot].as_mut().and_then(|s| s.bridge.take());
-        if let Some(p) = peer
-            && let Some(other) = self.slots[p].as_mut()
-            && other.bridge == Some(slot)
-        {
-            other.bridge = None;
+        for s in self.slots.iter_mut().flatten() {
+            s.hears.retain(|&p| p != slot);
+        }
+        if let Some(s) = self.slots[slot].as_mut() {
+            s.hears.clear();
+        }
+        self.refresh_mixed();
+    }
+
+    fn set_hears(&mut self, slot: usize, sources: Vec<usize>) {
+        if let Some(s) = self.slots[slot].as_mut() {
+            s.hears = sources;
+        }
+        self.refresh_mixed();
+    }
+
+    /// Marks the streams whose audio must be decoded: commands are rare, so
+    /// a scan here keeps the per-tick check to one flag.
+    fn refresh_mixed(&mut self) {
+        let mut heard = vec![false; self.slots.len()];
+        for s in self.slots.iter().flatten() {
+            for &p in &s.hears {
+                if let Some(h) = heard.get_mut(p) {
+                    *h = true;
+                }
+            }
+        }
+        for (slot, s) in self.slots.iter_mut().enumerate() {
+            if let Some(s) = s {
+                s.mixed = !s.hears.is_empty() || heard[slot];
+            }
         }
     }
 
@@ -1334,6 +1399,89 @@ mod tests {
             goertzel_power(tail, 1000.0, 8000.0),
             goertzel_power(tail, 2000.0, 8000.0),
         )
+    }
+
+    /// A supervisor whispering: the agent hears the caller and the
+    /// supervisor mixed, the caller hears only the agent, the supervisor
+    /// hears both. Then a slot freed by a closed stream carries no audio to
+    /// its old listeners.
+    #[tokio::test]
+    async fn whisper_mixes_for_the_agent_only() {
+        use crate::media::dtmf::goertzel_power;
+        let engine = MediaEngine::start(EngineConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            ports: 43000..=43999,
+            workers: 1,
+            jitter_frames: 3,
+            rtp_timeout: None,
+            rtcp_interval: Duration::from_secs(5),
+            realtime_priority: 0,
+        })
+        .unwrap();
+        let open = || {
+            engine
+                .open(OpenParams {
+                    config: StreamConfig {
+                        law: Law::Ulaw,
+                        payload_type: 0,
+                        dtmf_pt: None,
+                        remote_rtp: None,
+                        remote_rtcp: None,
+                        send: true,
+                        expect_rtp: true,
+                    },
+                    events: tokio::sync::mpsc::unbounded_channel().0,
+                    cname: "t".into(),
+                })
+                .unwrap()
+        };
+        let (caller, agent, supervisor) = (open(), open(), open());
+        caller.bridge(&agent).unwrap();
+        agent.hear(&[&caller, &supervisor]).unwrap();
+        supervisor.hear(&[&caller, &agent]).unwrap();
+        let at = |s: &StreamHandle| SocketAddr::new("127.0.0.1".parse().unwrap(), s.local_port());
+        let (c, _) = tone_peer(Law::Ulaw, 1000.0, at(&caller), 1.5);
+        let (a, _) = tone_peer(Law::Ulaw, 2000.0, at(&agent), 1.5);
+        let (s, _) = tone_peer(Law::Ulaw, 3000.0, at(&supervisor), 1.5);
+        let power = |pcm: &[i16], f: f32| goertzel_power(&pcm[pcm.len() / 2..], f, 8000.0);
+        let heard = |h: std::thread::JoinHandle<Vec<i16>>| {
+            let pcm = h.join().unwrap();
+            [
+                power(&pcm, 1000.0),
+                power(&pcm, 2000.0),
+                power(&pcm, 3000.0),
+            ]
+        };
+        let (by_caller, by_agent, by_supervisor) = (heard(c), heard(a), heard(s));
+        assert!(
+            by_caller[1] > 100.0 * by_caller[2],
+            "the caller must not hear the whisper: {by_caller:?}"
+        );
+        assert!(
+            by_agent[0] > 10.0 * by_agent[1] && by_agent[2] > 10.0 * by_agent[1],
+            "the agent hears caller and supervisor: {by_agent:?}"
+        );
+        assert!(
+            by_supervisor[0] > 10.0 * by_supervisor[2]
+                && by_supervisor[1] > 10.0 * by_supervisor[2],
+            "the supervisor hears caller and agent: {by_supervisor:?}"
+        );
+        // The supervisor leaves; a new stream takes its slot and must not
+        // reach the agent.
+        supervisor.close().await;
+        let newcomer = open();
+        let (a, _) = tone_peer(Law::Ulaw, 2000.0, at(&agent), 1.0);
+        let (n, _) = tone_peer(Law::Ulaw, 3000.0, at(&newcomer), 1.0);
+        let by_agent = heard(a);
+        n.join().unwrap();
+        assert!(
+            by_agent[2] * 100.0 < by_agent[0].max(1.0) || by_agent[2] < 1.0,
+            "a reused slot leaked into the agent: {by_agent:?}"
+        );
+        caller.close().await;
+        agent.close().await;
+        newcomer.close().await;
+        engine.shutdown();
     }
 
     #[tokio::test]
