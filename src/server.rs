@@ -131,6 +131,8 @@ pub struct Shared {
     pub registrar: Mutex<Registrar>,
     /// Queues and seats of this node.
     pub acd: crate::acd::service::Acd,
+    /// Calls in progress, for requests from outside their actors.
+    pub directory: crate::call::control::CallDirectory,
     pub dialogs: Arc<DialogLayer>,
     /// The SIP listener's address (Contact of calls we place).
     pub sip_addr: std::net::SocketAddr,
@@ -468,6 +470,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
             accounts(&seat_config),
         )),
         acd: crate::acd::service::Acd::new(&seat_config),
+        directory: Default::default(),
         sip_addr,
         config: ArcSwap::from_pointee(config),
         flows: ArcSwap::from_pointee(flows),

@@ -148,26 +148,23 @@ fn stereo(path: &str) -> (Vec<i16>, Vec<i16>) {
     (left, right)
 }
 
-#[test]
-fn queued_caller_talks_to_a_registered_softphone_seat() {
-    require("baresip", "baresip-core");
-    let server = Server::start("acd-bridge", &[MD5_ONLY]);
-
-    // Seat 1001 on baresip: registers with its demo password, answers by
-    // itself, speaks a 1 kHz tone, takes µ-law only.
+/// A baresip softphone registered as seat `id` (demo password), answering
+/// by itself, speaking a tone, µ-law only; with its ctrl_tcp connection and
+/// the folder where it records what it hears.
+fn baresip_seat(server: &Server, id: &str, tone_hz: f32) -> (Baresip, Ctrl, std::path::PathBuf) {
     let mut attempts = Vec::new();
-    let (mut baresip, mut ctrl, rec) = loop {
-        let dir = scratch("acd-seat");
+    loop {
+        let dir = scratch(&format!("acd-seat-{id}"));
         let mic = dir.join("tone.wav");
-        write_pcm_wav(&mic, 8000, &tone(AGENT_TONE, 120.0));
+        write_pcm_wav(&mic, 8000, &tone(tone_hz, 120.0));
         let account = format!(
-            "<sip:1001@{sip};transport=udp>;auth_pass=hotline-1001;regint=300;answermode=auto;audio_codecs=pcmu",
+            "<sip:{id}@{sip};transport=udp>;auth_pass=hotline-{id};regint=300;answermode=auto;audio_codecs=pcmu",
             sip = server.sip
         );
         let (ctrl_port, rec) = write_baresip_config_with(&dir, &account, Some(&mic));
         let mut baresip = Baresip::spawn(&dir);
         match Ctrl::connect(ctrl_port, &mut baresip) {
-            Ok(ctrl) => break (baresip, ctrl, rec),
+            Ok(ctrl) => return (baresip, ctrl, rec),
             Err(e) => attempts.push(e),
         }
         assert!(
@@ -175,7 +172,17 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
             "baresip did not start:\n{}",
             attempts.join("\n")
         );
-    };
+    }
+}
+
+#[test]
+fn queued_caller_talks_to_a_registered_softphone_seat() {
+    require("baresip", "baresip-core");
+    let server = Server::start("acd-bridge", &[MD5_ONLY]);
+
+    // Seat 1001 on baresip: registers with its demo password, answers by
+    // itself, speaks a 1 kHz tone, takes µ-law only.
+    let (mut baresip, mut ctrl, rec) = baresip_seat(&server, "1001", AGENT_TONE);
     let diag = |ctrl: &Ctrl, baresip: &Baresip| {
         format!(
             "{}{}--- server log ---\n{}",
@@ -595,5 +602,111 @@ fn agent_hold_gives_the_caller_music() {
     assert!(
         corr > 0.8,
         "what the held caller heard is not the hold music: r = {corr:.2}"
+    );
+}
+
+const SUPERVISOR_TONE: f32 = 1400.0;
+
+/// A supervisor whispers to the agent: seat 1009 (a second baresip) is rung
+/// through the API and joins; the agent hears caller and supervisor, the
+/// supervisor hears both, and the caller never hears the supervisor.
+#[test]
+fn whisper_is_heard_by_the_agent_only() {
+    require("baresip", "baresip-core");
+    let server = Server::start("acd-whisper", &[MD5_ONLY]);
+    let (mut agent, mut agent_ctrl, agent_rec) = baresip_seat(&server, "1001", AGENT_TONE);
+    assert!(
+        wait_log(&server, "registered seat=1001", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+
+    // Nobody else waits now; a call before the agent is connected is
+    // refused.
+    let body = r#"{"supervisor": "1009", "mode": "whisper"}"#;
+    let (status, _) = server.post(&format!("/api/v1/calls/{}/monitor", call.call_id), body);
+    assert_eq!(status, 409, "monitoring a call not yet with an agent");
+    let (status, reply) = server.post("/api/v1/calls/nope/monitor", body);
+    assert_eq!(status, 404, "{reply}");
+    let (status, reply) = server.post(
+        &format!("/api/v1/calls/{}/monitor", call.call_id),
+        r#"{"supervisor": "1009", "mode": "shout"}"#,
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains("\"mode\""), "{reply}");
+
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    assert!(
+        wait_log(
+            &server,
+            "caller connected to agent",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.log()
+    );
+    let (mut sup, mut sup_ctrl, sup_rec) = baresip_seat(&server, "1009", SUPERVISOR_TONE);
+    assert!(
+        wait_log(&server, "registered seat=1009", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let (status, reply) = server.post(&format!("/api/v1/calls/{}/monitor", call.call_id), body);
+    assert_eq!(status, 202, "{reply}\n{}", server.log());
+    assert!(
+        wait_log(&server, "supervisor joined", Duration::from_secs(5)),
+        "{}{}",
+        sup.output(),
+        server.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let from = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let caller_heard = media.heard_between(from, Instant::now());
+    call.bye();
+    drop(media);
+    for (b, c) in [(&mut agent, &mut agent_ctrl), (&mut sup, &mut sup_ctrl)] {
+        c.send("quit", None);
+        b.wait_exit(Duration::from_secs(5));
+    }
+
+    let power = |pcm: &[i16], f: f32| goertzel_power(pcm, f, 8000.0);
+    let caller_whisper = power(&caller_heard, SUPERVISOR_TONE) / power(&caller_heard, AGENT_TONE);
+    assert!(
+        caller_whisper < 0.001,
+        "the caller heard the whisper: 1.4 kHz / 1 kHz power {caller_whisper}"
+    );
+    let heard = |rec: &std::path::Path| {
+        let files = decoded_recordings(rec);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let (rate, pcm) = read_wav(&files[0]).unwrap();
+        let pcm = to_8khz(rate, &pcm);
+        // The last 2.5 s: the supervisor is on.
+        pcm[pcm.len().saturating_sub(20_000)..].to_vec()
+    };
+    let by_agent = heard(&agent_rec);
+    let by_sup = heard(&sup_rec);
+    let ratio =
+        |pcm: &[i16], want: f32, against: f32| power(pcm, want) / power(pcm, against).max(1.0);
+    assert!(
+        ratio(&by_agent, SUPERVISOR_TONE, AGENT_TONE) > 10.0
+            && ratio(&by_agent, CALLER_TONE, AGENT_TONE) > 10.0,
+        "the agent hears supervisor and caller: 1.4k {} 600 {} (against its own 1k)",
+        power(&by_agent, SUPERVISOR_TONE),
+        power(&by_agent, CALLER_TONE)
+    );
+    assert!(
+        ratio(&by_sup, CALLER_TONE, SUPERVISOR_TONE) > 10.0
+            && ratio(&by_sup, AGENT_TONE, SUPERVISOR_TONE) > 10.0,
+        "the supervisor hears caller and agent: 600 {} 1k {}",
+        power(&by_sup, CALLER_TONE),
+        power(&by_sup, AGENT_TONE)
     );
 }

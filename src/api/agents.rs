@@ -148,7 +148,7 @@ async fn get_seat(
 }
 
 /// Reads a JSON object body; an empty body is an empty object.
-fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+pub(super) fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -159,7 +159,7 @@ fn object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-fn only_known(map: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+pub(super) fn only_known(map: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
     match map.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::field(
             "body",
@@ -169,7 +169,10 @@ fn only_known(map: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> 
     }
 }
 
-fn string(map: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+pub(super) fn string(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, ApiError> {
     match map.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

@@ -6,6 +6,7 @@
 //! `{"error": "...", "field": "limit"}`.
 
 mod agents;
+mod supervise;
 
 use crate::server::Shared;
 use axum::extract::{Path, RawQuery, State};
@@ -33,6 +34,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/flows", get(list_flows))
         .route("/api/v1/flows/{name}/stats", get(flow_stats))
         .merge(agents::routes())
+        .merge(supervise::routes())
         .fallback(not_found)
         .with_state(shared)
 }

@@ -13,6 +13,7 @@ use super::recording::StereoWav;
 use super::seat_leg::{Dial, LegEvent, SeatLeg};
 use crate::acd::router::{CallId, Event as AcdEvent};
 use crate::acd::service::{QueueEvent, QueuedCall};
+use crate::call::control::{CallCommand, ControlError, Listing, MonitorMode};
 use crate::config::Config;
 use crate::ivr::load::FlowSet;
 use crate::media::dtmf::parse_info_body;
@@ -163,6 +164,11 @@ struct Call<'a> {
     wav: Option<StereoWav>,
     /// The main flow's record, kept when the caller moves on to the survey.
     main_ivr: Option<super::ivr::IvrRecord>,
+    /// The call's entry in the directory of live calls, with its commands.
+    control: Listing,
+    /// A supervisor listening, whispering or barging in, and how.
+    supervisor: Option<SeatLeg>,
+    monitor: MonitorMode,
 }
 
 /// A call's place in the ACD.
@@ -277,7 +283,11 @@ impl<'a> Call<'a> {
             }
         };
         let now = Instant::now();
+        let control = shared.directory.list(&record.call_id);
         let mut call = Call {
+            control,
+            supervisor: None,
+            monitor: MonitorMode::Listen,
             shared,
             local: LocalAudio {
                 ip: local_ip,
@@ -414,6 +424,12 @@ impl<'a> Call<'a> {
                     if let Some(end) = self.on_agent(event).await {
                         return end;
                     }
+                }
+                event = next_agent(&mut self.supervisor) => {
+                    self.on_supervisor(event).await;
+                }
+                Some(command) = self.control.commands.recv() => {
+                    self.on_command(command).await;
                 }
                 answer = recv_answer(&mut self.ivr) => {
                     if let Some(answer) = answer
@@ -554,21 +570,49 @@ impl<'a> Call<'a> {
         None
     }
 
-    /// Rings a seat at its registered softphone.
-    fn offer(&mut self, call: CallId, seat: String) {
-        let binding = self
-            .shared
+    /// Where a seat's phone is registered.
+    fn seat_binding(&self, seat: &str) -> Option<crate::sip::registrar::Binding> {
+        self.shared
             .registrar
             .lock()
             .expect("registrar lock")
-            .lookup(&seat, std::time::Instant::now())
+            .lookup(seat, std::time::Instant::now())
             .first()
-            .map(|b| (*b).clone());
+            .map(|b| (*b).clone())
+    }
+
+    /// Rings a seat with the caller's number, beside the caller's stream.
+    fn dial_seat(
+        &self,
+        seat: &str,
+        binding: &crate::sip::registrar::Binding,
+    ) -> anyhow::Result<SeatLeg> {
+        let stream = self
+            .stream
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the call has no media stream"))?;
+        SeatLeg::dial(
+            self.shared,
+            Dial {
+                seat,
+                binding,
+                beside: stream,
+                caller_number: &self.record.caller,
+                sip_addr: self.shared.sip_addr,
+                advertise_ip: self.config.media.advertise_ip.parse().ok(),
+                caller_call_id: &self.record.call_id,
+            },
+        )
+    }
+
+    /// Rings a seat at its registered softphone.
+    fn offer(&mut self, call: CallId, seat: String) {
+        let binding = self.seat_binding(&seat);
         let pause = self
             .queue
             .as_ref()
             .map_or(Duration::ZERO, |q| q.reject_pause);
-        let (Some(binding), Some(stream)) = (binding, &self.stream) else {
+        let (Some(binding), Some(_)) = (binding, &self.stream) else {
             // Registered as available but no softphone to ring: it cannot
             // take calls until it registers again.
             tracing::warn!(%seat, "offered seat has no registration");
@@ -583,19 +627,7 @@ impl<'a> Call<'a> {
             self.shared.acd.seat_unregistered(&seat);
             return;
         };
-        let advertise = self.config.media.advertise_ip.parse().ok();
-        match SeatLeg::dial(
-            self.shared,
-            Dial {
-                seat: &seat,
-                binding: &binding,
-                beside: stream,
-                caller_number: &self.record.caller,
-                sip_addr: self.shared.sip_addr,
-                advertise_ip: advertise,
-                caller_call_id: &self.record.call_id,
-            },
-        ) {
+        match self.dial_seat(&seat, &binding) {
             Ok(leg) => self.ringing.push(leg),
             Err(e) => {
                 tracing::warn!(%seat, error = %e, "cannot ring seat");
@@ -702,6 +734,7 @@ impl<'a> Call<'a> {
 
     /// Parts the caller from the agent; the seat goes to wrap-up.
     async fn end_agent(&mut self) {
+        self.end_supervisor().await;
         let Some(leg) = self.agent.take() else { return };
         if let Some(stream) = &self.stream {
             stream.stop_recording();
@@ -715,6 +748,116 @@ impl<'a> Call<'a> {
                 seat: leg.seat.clone(),
             })
             .ok();
+        leg.close(self.shared).await;
+    }
+
+    /// A supervisor request from the API.
+    async fn on_command(&mut self, command: CallCommand) {
+        match command {
+            CallCommand::Monitor {
+                supervisor,
+                mode,
+                reply,
+            } => {
+                reply.send(self.monitor(supervisor, mode)).ok();
+            }
+            CallCommand::StopMonitor { reply } => {
+                let result = if self.supervisor.is_some() {
+                    self.end_supervisor().await;
+                    Ok("left")
+                } else {
+                    Err(ControlError::NoSupervisor)
+                };
+                reply.send(result).ok();
+            }
+        }
+    }
+
+    fn monitor(&mut self, seat: String, mode: MonitorMode) -> Result<&'static str, ControlError> {
+        if self.agent.is_none() {
+            return Err(ControlError::NotConnected);
+        }
+        if let Some(leg) = &self.supervisor {
+            if leg.seat != seat {
+                return Err(ControlError::OtherSupervisor(leg.seat.clone()));
+            }
+            self.monitor = mode;
+            if leg.answered() {
+                self.apply_monitor();
+            }
+            tracing::info!(supervisor = %seat, ?mode, "monitor mode changed");
+            return Ok("mode changed");
+        }
+        let binding = self
+            .seat_binding(&seat)
+            .ok_or_else(|| ControlError::NotRegistered(seat.clone()))?;
+        let leg = self
+            .dial_seat(&seat, &binding)
+            .map_err(|e| ControlError::Dial(seat.clone(), e.to_string()))?;
+        tracing::info!(supervisor = %seat, ?mode, "ringing supervisor");
+        self.monitor = mode;
+        self.supervisor = Some(leg);
+        Ok("ringing")
+    }
+
+    /// Sets who hears whom for the supervisor's mode: the supervisor always
+    /// hears caller and agent; whisper adds the supervisor to what the agent
+    /// hears; barge adds them for the caller too.
+    fn apply_monitor(&self) {
+        let (Some(caller), Some(agent), Some(sup)) = (
+            self.stream.as_ref(),
+            self.agent.as_ref().and_then(SeatLeg::stream),
+            self.supervisor.as_ref().and_then(SeatLeg::stream),
+        ) else {
+            return;
+        };
+        let result = sup
+            .hear(&[caller, agent])
+            .and_then(|()| match self.monitor {
+                MonitorMode::Listen => caller.bridge(agent),
+                MonitorMode::Whisper => caller
+                    .hear(&[agent])
+                    .and_then(|()| agent.hear(&[caller, sup])),
+                MonitorMode::Barge => caller
+                    .hear(&[agent, sup])
+                    .and_then(|()| agent.hear(&[caller, sup])),
+            });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot mix the supervisor in");
+        }
+    }
+
+    async fn on_supervisor(&mut self, event: LegEvent) {
+        match event {
+            LegEvent::Answered => {
+                tracing::info!(mode = ?self.monitor, "supervisor joined");
+                self.apply_monitor();
+            }
+            LegEvent::Failed { status } => {
+                tracing::info!(status, "supervisor did not answer");
+                if let Some(leg) = self.supervisor.take() {
+                    leg.close(self.shared).await;
+                }
+            }
+            LegEvent::Ended { .. } => {
+                tracing::info!("supervisor left");
+                self.end_supervisor().await;
+            }
+            LegEvent::Hold(_) => {}
+        }
+    }
+
+    /// The supervisor's leg ends; caller and agent hear only each other.
+    async fn end_supervisor(&mut self) {
+        let Some(leg) = self.supervisor.take() else {
+            return;
+        };
+        if let (Some(caller), Some(agent)) = (
+            self.stream.as_ref(),
+            self.agent.as_ref().and_then(SeatLeg::stream),
+        ) {
+            caller.bridge(agent).ok();
+        }
         leg.close(self.shared).await;
     }
 

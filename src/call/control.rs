@@ -1,0 +1,136 @@
+//! Requests to a call in progress from outside its actor (the supervisor
+//! API today; transfers and the agent desktop later): a directory of live
+//! calls by SIP Call-ID, each with a command channel into its actor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+
+/// How a supervisor joins a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorMode {
+    /// Hears caller and agent; nobody hears the supervisor.
+    Listen,
+    /// Hears both; only the agent hears the supervisor (coaching).
+    Whisper,
+    /// Everyone hears everyone.
+    Barge,
+}
+
+/// A request to a live call; the answer comes back on `reply`.
+#[derive(Debug)]
+pub enum CallCommand {
+    /// Ring the supervisor's seat and join them in `mode`, or switch the
+    /// mode of a supervisor already on the call.
+    Monitor {
+        supervisor: String,
+        mode: MonitorMode,
+        reply: oneshot::Sender<Result<&'static str, ControlError>>,
+    },
+    /// The supervisor leaves.
+    StopMonitor {
+        reply: oneshot::Sender<Result<&'static str, ControlError>>,
+    },
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no call in progress with that Call-ID")]
+    NoCall,
+    #[error("the call is not connected to an agent")]
+    NotConnected,
+    #[error("seat {0} has no registered phone")]
+    NotRegistered(String),
+    #[error("no supervisor is on the call")]
+    NoSupervisor,
+    #[error("another supervisor ({0}) is on the call")]
+    OtherSupervisor(String),
+    #[error("cannot ring seat {0}: {1}")]
+    Dial(String, String),
+}
+
+type Senders = Arc<Mutex<HashMap<String, UnboundedSender<CallCommand>>>>;
+
+/// Live calls by SIP Call-ID.
+#[derive(Default)]
+pub struct CallDirectory {
+    calls: Senders,
+}
+
+/// A call's entry; dropping it takes the call out of the directory.
+pub struct Listing {
+    call_id: String,
+    calls: Senders,
+    pub commands: UnboundedReceiver<CallCommand>,
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        self.calls
+            .lock()
+            .expect("call directory lock")
+            .remove(&self.call_id);
+    }
+}
+
+impl CallDirectory {
+    /// Lists a call for as long as the returned entry lives.
+    pub fn list(&self, call_id: &str) -> Listing {
+        let (tx, commands) = unbounded_channel();
+        self.calls
+            .lock()
+            .expect("call directory lock")
+            .insert(call_id.to_owned(), tx);
+        Listing {
+            call_id: call_id.to_owned(),
+            calls: self.calls.clone(),
+            commands,
+        }
+    }
+
+    /// Sends a request to a live call.
+    pub fn send(&self, call_id: &str, command: CallCommand) -> Result<(), ControlError> {
+        let calls = self.calls.lock().expect("call directory lock");
+        let tx = calls.get(call_id).ok_or(ControlError::NoCall)?;
+        tx.send(command).map_err(|_| ControlError::NoCall)
+    }
+
+    /// How many calls are listed.
+    pub fn len(&self) -> usize {
+        self.calls.lock().expect("call directory lock").len()
+    }
+
+    /// Whether no call is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_ends_with_its_call() {
+        let directory = CallDirectory::default();
+        let mut listing = directory.list("abc@host");
+        let (reply, _rx) = oneshot::channel();
+        directory
+            .send("abc@host", CallCommand::StopMonitor { reply })
+            .unwrap();
+        assert!(matches!(
+            listing.commands.try_recv(),
+            Ok(CallCommand::StopMonitor { .. })
+        ));
+        drop(listing);
+        assert!(directory.is_empty());
+        let (reply, _rx) = oneshot::channel();
+        assert_eq!(
+            directory.send("abc@host", CallCommand::StopMonitor { reply }),
+            Err(ControlError::NoCall)
+        );
+    }
+}
