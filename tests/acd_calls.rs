@@ -710,3 +710,106 @@ fn whisper_is_heard_by_the_agent_only() {
         power(&by_sup, AGENT_TONE)
     );
 }
+
+/// Queued callback: a waiting caller presses 1, hears the confirmation and
+/// is let go with their place kept. When seat 1002 comes in, the agent is
+/// rung first, then the caller's number is called through the `pstn`
+/// trunk (a SIPp phone) from 12345; the two are bridged and recorded, and
+/// the call-back has its own record.
+#[test]
+fn a_queued_callback_rings_the_agent_then_the_caller() {
+    let phone_port = free_udp_port(1);
+    let trunk = format!("name = \"pstn\"\nuri = \"sip:{{number}}@127.0.0.1:{phone_port}\"\n");
+    let (section, queues) = queues_announcing(30);
+    let server = Server::start(
+        "acd-callback",
+        &[MD5_ONLY, (section, &queues), ("[trunk]", &trunk)],
+    );
+    let phone = SippSeat::answering("citizen", phone_port, Answer::AnswersThenHangsUp, 1);
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    assert!(
+        wait_log(&server, "queued queue=operator", Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    press(&dtmf_socket, call.server_rtp, '1', 901_000, &mut seq);
+    assert!(
+        wait_log(
+            &server,
+            "caller keeps their place for a call-back",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        server.log()
+    );
+    // The confirmation plays, then the server hangs up on the caller.
+    assert!(
+        wait_log(&server, "end=callback-queued", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let heard = media.heard_between(asked, Instant::now());
+    drop(media);
+    let (_, corr) = locate(&envelope(&heard), "callback_confirm", 1.5);
+    assert!(corr > 0.8, "the confirmation was not heard: r = {corr:.2}");
+    let original = server.call_record(&call.call_id);
+    assert_eq!(original["callback_requested"], true, "{original}");
+    assert_eq!(
+        server.metric("hotline_queue_waiting{queue=\"operator\"}"),
+        1.0,
+        "the place is kept"
+    );
+
+    // A seat comes in: agent first, then the caller is called back.
+    let agent = SippSeat::start(&server, "1002", Answer::Answers, 1);
+    let diag = || {
+        format!(
+            "{}{}--- server log ---\n{}",
+            agent.messages(),
+            phone.messages(),
+            server.log()
+        )
+    };
+    assert!(
+        wait_log(&server, "call-back ended", Duration::from_secs(15)),
+        "{}",
+        diag()
+    );
+    let record = server
+        .recent_calls(5)
+        .into_iter()
+        .find(|c| c["final_action"] == "callback:operator")
+        .unwrap_or_else(|| panic!("no call-back record\n{}", diag()));
+    assert_eq!(record["seat"], "1002", "{record}");
+    assert_eq!(record["caller"], "13800138000", "{record}");
+    assert_eq!(record["end_reason"], "caller-bye", "{record}\n{}", diag());
+    assert!(!record["answered_at"].is_null(), "{record}");
+    assert!(!record["call_recording"].is_null(), "{record}");
+    let messages = phone.messages();
+    assert!(
+        messages.contains("INVITE sip:13800138000@127.0.0.1"),
+        "the trunk call is not to the caller's number\n{messages}"
+    );
+    assert!(
+        messages.contains("From: <sip:12345@"),
+        "the call-back does not show 12345\n{messages}"
+    );
+    // The agent was connected before the caller's phone rang.
+    let log = server.log();
+    let agent_at = log.find("ringing seat seat=\"1002\"").unwrap();
+    let phone_at = log.find("calling the caller back").unwrap();
+    assert!(agent_at < phone_at, "{log}");
+    assert_eq!(
+        server.metric("hotline_queue_waiting{queue=\"operator\"}"),
+        0.0
+    );
+}

@@ -51,6 +51,18 @@ part passed but the SIPp instances returned under 95 % of their audio, so
 the offered load was lighter than asked; FAIL otherwise. A list in --calls
 stops at the first FAIL.
 
+Diagnostics: --probe-blocking times POST /api/v1/admin/reload half-way
+through the window (the reload runs on tokio's blocking pool, where every
+recording's writer holds a thread for its whole call); --no-record turns the
+queue's recording off to see what recording costs (such a run cannot PASS).
+
+Harness notes: SIPp 3.6.1 does not expand [field0] inside
+[authentication ...], so the whole keyword sits in the injection file.
+SIPp's rtp_stream only sends: the server's packets to SIPp pile up and are
+dropped in SIPp's few RTP sockets (UDP RcvbufErrors of about half of all
+datagrams); the server's own sockets are listed separately
+(udp_socket_drops_at_window_end) and must show none.
+
 Bounded: every SIPp has a -timeout (ramp + hold + ~100 s), every wait has a
 deadline, every process is killed at exit. Runs in a private loopback-only
 network namespace when `unshare -n` is allowed; --no-netns skips it.
@@ -352,6 +364,25 @@ def thread_counts(pid: int) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
+def probe_blocking_pool(server: L.Server, timeout: float = 5.0) -> dict:
+    """POST /api/v1/admin/reload (same config file, so nothing changes): the
+    server runs the reload on tokio's blocking pool, which the recordings'
+    writers also occupy, one thread per recorded call for the whole call."""
+    import urllib.error
+    import urllib.request
+
+    t = time.monotonic()
+    try:
+        req = urllib.request.Request(f"http://{server.http}/api/v1/admin/reload", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = r.read().decode(errors="replace")[:200]
+            return {"status": r.status, "seconds": round(time.monotonic() - t, 3), "body": body}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "seconds": round(time.monotonic() - t, 3)}
+    except Exception as e:  # timeout: queued behind the recordings
+        return {"status": None, "seconds": round(time.monotonic() - t, 3), "error": str(e)}
+
+
 def call_records(db: Path) -> dict:
     """What the server stored about the calls (SQLite)."""
     try:
@@ -504,10 +535,16 @@ def run_once(args) -> dict:
         time.sleep(0.25)
     ramp_s = None if all_bridged is None else round(all_bridged - t_start, 1)
 
+    probe: dict = {}
     if all_bridged is not None:
         w0 = all_bridged + 1
         time.sleep(max(0.0, w0 - time.monotonic()))
-        time.sleep(hold)
+        if args.probe_blocking:
+            time.sleep(hold / 2)
+            probe = probe_blocking_pool(server)
+            time.sleep(max(0.0, w0 + hold - time.monotonic()))
+        else:
+            time.sleep(hold)
         w1 = time.monotonic()
     else:
         w0 = w1 = time.monotonic()
@@ -539,6 +576,8 @@ def run_once(args) -> dict:
     udp1 = L.udp_counters()
     sampler.stop()
     server_log = server.log_summary()
+    # sqlx "slow statement" warnings quote the whole multi-row INSERT.
+    server_log["first_warn_error"] = [l if len(l) <= 400 else l[:400] + " ..." for l in server_log["first_warn_error"]]
     server.stop()
 
     def delta(name):
@@ -611,6 +650,7 @@ def run_once(args) -> dict:
         "udp": L.udp_delta(udp0, udp1),
         "udp_socket_drops_at_window_end": udp_drops,
         "server_threads_at_window_end": threads_at_n,
+        "blocking_pool_probe": probe or None,
         "recordings": {"files": len(wavs), "bytes": wav_bytes, "mb": round(wav_bytes / 1e6, 1),
                        "expected_bytes_from_records": expected_bytes,
                        "size_ratio": None if not expected_bytes else round(wav_bytes / expected_bytes, 3),
@@ -685,6 +725,7 @@ def summary(r: dict) -> str:
         f"  recordings {rec['files']} files, {rec['mb']} MB (size/expected {rec['size_ratio']}), decoded {sum(1 for d in dec if d.get('ok'))}/{len(dec)} ok"
         + (f" e.g. {dec[0]}" if dec else "")
         + f"\n  server log: {r['server_log']['warn_error_lines']} WARN/ERROR lines, ends {r['server_log']['call_end_reasons']}"
+        + (f"\n  admin reload mid-window (blocking pool probe): {r['blocking_pool_probe']}" if r.get("blocking_pool_probe") else "")
     )
 
 
@@ -705,6 +746,9 @@ def main():
     ap.add_argument("--rtp-port-max", type=int, default=29999, help="server media.rtp_port_max (default 29999: 5,000 pairs)")
     ap.add_argument("--no-record", action="store_true",
                     help="diagnosis only: queue record = false (a run without recordings cannot PASS)")
+    ap.add_argument("--probe-blocking", action="store_true",
+                    help="half-way through the window, time POST /api/v1/admin/reload (runs on tokio's blocking pool, "
+                         "which holds one thread per recorded call)")
     ap.add_argument("--repeat", type=int, default=1)
     L.add_common_args(ap)
     args = ap.parse_args()

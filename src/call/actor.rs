@@ -78,6 +78,8 @@ enum End {
     /// The agent's softphone vanished mid-call.
     SeatLost,
     QueueMaxWait,
+    /// The caller kept their place for a call-back and was let go.
+    CallbackQueued,
     Other,
 }
 
@@ -98,6 +100,7 @@ impl End {
             End::AgentBye => "agent-bye",
             End::SeatLost => "seat-lost",
             End::QueueMaxWait => "queue-max-wait",
+            End::CallbackQueued => "callback-queued",
             End::Other => "ended",
         }
     }
@@ -116,6 +119,7 @@ impl End {
                 | End::AgentBye
                 | End::SeatLost
                 | End::QueueMaxWait
+                | End::CallbackQueued
         )
     }
 }
@@ -124,7 +128,7 @@ impl End {
 pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
     let span = tracing::info_span!("call", call_id = %setup.call_id);
     async move {
-        let record = Call::start(&shared, setup).await;
+        let record = Call::start(&shared, shared.clone(), setup).await;
         tracing::info!(
             status = record.status,
             end = %record.end_reason,
@@ -166,6 +170,10 @@ struct Call<'a> {
     main_ivr: Option<super::ivr::IvrRecord>,
     /// The call's entry in the directory of live calls, with its commands.
     control: Listing,
+    /// The shared state again, owned, for tasks that outlive the call.
+    owner: Arc<Shared>,
+    /// The caller asked for a call-back; the confirmation is playing.
+    callback_confirming: bool,
     /// A supervisor listening, whispering or barging in, and how.
     supervisor: Option<SeatLeg>,
     monitor: MonitorMode,
@@ -182,7 +190,7 @@ struct Queued {
 }
 
 impl<'a> Call<'a> {
-    async fn start(shared: &'a Shared, setup: CallSetup) -> CallRecord {
+    async fn start(shared: &'a Shared, owner: Arc<Shared>, setup: CallSetup) -> CallRecord {
         let CallSetup {
             mut tx,
             config,
@@ -286,6 +294,8 @@ impl<'a> Call<'a> {
         let control = shared.directory.list(&record.call_id);
         let mut call = Call {
             control,
+            owner,
+            callback_confirming: false,
             supervisor: None,
             monitor: MonitorMode::Listen,
             shared,
@@ -391,6 +401,9 @@ impl<'a> Call<'a> {
                 event = self.media_events.recv() => {
                     let request = match event {
                         Some(MediaEvent::Digit(d)) => self.on_digit(d),
+                        Some(MediaEvent::PlaybackDone(CALLBACK_CONFIRM)) if self.callback_confirming => {
+                            return self.hand_over_for_callback();
+                        }
                         Some(MediaEvent::PlaybackDone(id)) => self.with_ivr(|ivr, s| ivr.playback_done(id, s)),
                         Some(MediaEvent::Recorded(samples)) => match (&mut self.ivr, &self.stream) {
                             (Some(ivr), Some(stream)) => ivr.recorded(samples, stream).await,
@@ -596,7 +609,7 @@ impl<'a> Call<'a> {
             Dial {
                 seat,
                 binding,
-                beside: stream,
+                beside: Some(stream),
                 caller_number: &self.record.caller,
                 sip_addr: self.shared.sip_addr,
                 advertise_ip: self.config.media.advertise_ip.parse().ok(),
@@ -674,7 +687,7 @@ impl<'a> Call<'a> {
                     .handle(AcdEvent::Rejected { seat, call, pause })
                     .ok();
             }
-            LegEvent::Hold(_) | LegEvent::Ended { .. } => {}
+            LegEvent::Hold(_) | LegEvent::Ended { .. } | LegEvent::Recording { .. } => {}
         }
     }
 
@@ -727,7 +740,8 @@ impl<'a> Call<'a> {
                 }
                 return self.start_survey();
             }
-            LegEvent::Answered | LegEvent::Failed { .. } => {}
+            // The call records on the caller's stream, not the agent's.
+            LegEvent::Answered | LegEvent::Failed { .. } | LegEvent::Recording { .. } => {}
         }
         None
     }
@@ -843,7 +857,7 @@ impl<'a> Call<'a> {
                 tracing::info!("supervisor left");
                 self.end_supervisor().await;
             }
-            LegEvent::Hold(_) => {}
+            LegEvent::Hold(_) | LegEvent::Recording { .. } => {}
         }
     }
 
@@ -859,6 +873,57 @@ impl<'a> Call<'a> {
             caller.bridge(agent).ok();
         }
         leg.close(self.shared).await;
+    }
+
+    /// Whether a waiting caller may leave the queue for a call-back now.
+    fn may_call_back(&self) -> bool {
+        self.config.callback.offer
+            && self.queue.is_some()
+            && self.agent.is_none()
+            && self.ringing.is_empty()
+            && !self.callback_confirming
+    }
+
+    /// "We have your number and will call you back", then the caller goes.
+    fn confirm_callback(&mut self) {
+        let Some(stream) = &self.stream else { return };
+        let flows = self.flows.clone();
+        let language = self
+            .record
+            .language
+            .clone()
+            .unwrap_or_else(|| self.config.ivr.default_language.clone());
+        let prompt = flows.prompts.resolve(
+            &language,
+            &self.config.ivr.default_language,
+            "callback_confirm",
+        );
+        tracing::info!("caller keeps their place for a call-back");
+        self.callback_confirming = true;
+        self.record.callback_requested = true;
+        stream.play(crate::media::engine::Playlist {
+            id: CALLBACK_CONFIRM,
+            prompts: prompt.into_iter().collect(),
+            loop_from: None,
+        });
+    }
+
+    /// The queue place passes to a call-back task; the caller is let go.
+    fn hand_over_for_callback(&mut self) -> End {
+        if let Some(q) = self.queue.take() {
+            let job = super::callback::CallbackJob {
+                queue_id: q.id,
+                queue: q.name,
+                events: q.events,
+                record: q.record,
+                reject_pause: q.reject_pause,
+                caller: self.record.caller.clone(),
+                asked_on: self.record.call_id.clone(),
+                config: self.config.clone(),
+            };
+            tokio::spawn(super::callback::run(self.owner.clone(), job));
+        }
+        self.hang_up(End::CallbackQueued)
     }
 
     /// After the agent hangs up the caller rates the call.
@@ -900,6 +965,10 @@ impl<'a> Call<'a> {
     fn on_digit(&mut self, digit: char) -> IvrRequest {
         tracing::info!(%digit, "DTMF");
         self.digits.push(digit);
+        if digit == '1' && self.may_call_back() {
+            self.confirm_callback();
+            return IvrRequest::Continue;
+        }
         self.with_ivr(|ivr, s| ivr.digit(digit, s))
     }
 
@@ -1164,7 +1233,7 @@ impl<'a> Call<'a> {
             record.final_action = r.final_action;
             record.queue = r.queue;
             record.survey_score = r.survey_score;
-            record.callback_requested = r.callback_requested;
+            record.callback_requested |= r.callback_requested;
             record.recording = r.recording;
             record.language = r.language;
         }
@@ -1208,6 +1277,10 @@ impl Call<'_> {
         }
     }
 }
+
+/// The playlist id of the call-back confirmation (IVR playlists count up
+/// from 1).
+const CALLBACK_CONFIRM: u64 = u64::MAX - 1;
 
 /// The next ACD event, or never when the call is not queued.
 async fn recv_queue(queue: &mut Option<Queued>) -> Option<QueueEvent> {

@@ -258,13 +258,19 @@ impl IvrRun {
             &ahead.to_string(),
         )
         .unwrap_or_default();
-        let refs: Vec<PromptRef> = names
+        let mut refs: Vec<PromptRef> = names
             .into_iter()
             .map(|name| PromptRef {
                 language: language.clone(),
                 name,
             })
             .collect();
+        if self.config.callback.offer {
+            refs.push(PromptRef {
+                language: language.clone(),
+                name: "callback_offer".into(),
+            });
+        }
         self.hold(&refs, stream);
     }
 

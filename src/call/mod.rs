@@ -4,6 +4,7 @@
 //! record (CDR) it leaves behind.
 
 pub mod actor;
+pub mod callback;
 pub mod control;
 pub mod ivr;
 pub mod record;

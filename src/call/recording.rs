@@ -1,16 +1,77 @@
 //! A bridged call's stereo recording, written to WAV as its parts arrive.
 //!
 //! The media engine hands out the conversation in parts (caller left, agent
-//! right); a blocking task appends them with hound so the call's task never
-//! waits on the disk, and an hour-long call never sits in memory.
+//! right). One writer thread appends them with hound for every recording
+//! on the node, so the call's task never waits on the disk, an hour-long
+//! call never sits in memory, and hundreds of recordings do not hold
+//! hundreds of threads.
 
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
 use tokio::sync::oneshot;
+
+type Writer = hound::WavWriter<BufWriter<File>>;
+
+enum Job {
+    Open(u64, Box<Writer>),
+    Part(u64, Vec<i16>),
+    Close(u64, oneshot::Sender<Result<(), String>>),
+}
+
+/// The node's recording writer, started on first use.
+fn writer() -> &'static Sender<Job> {
+    static WRITER: OnceLock<Sender<Job>> = OnceLock::new();
+    WRITER.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        std::thread::Builder::new()
+            .name("recordings".into())
+            .spawn(move || {
+                // Each open file, and the first error it met (later parts
+                // are dropped; the call goes on).
+                let mut open: HashMap<u64, (Writer, Result<(), String>)> = HashMap::new();
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Open(id, w) => {
+                            open.insert(id, (*w, Ok(())));
+                        }
+                        Job::Part(id, samples) => {
+                            let Some((w, state)) = open.get_mut(&id) else {
+                                continue;
+                            };
+                            if state.is_err() {
+                                continue;
+                            }
+                            let written = samples.iter().try_for_each(|s| w.write_sample(*s));
+                            // The header is rewritten after each part so the
+                            // file is a valid WAV up to the last part even if
+                            // the process dies.
+                            if let Err(e) = written.and_then(|()| w.flush()) {
+                                *state = Err(e.to_string());
+                            }
+                        }
+                        Job::Close(id, reply) => {
+                            if let Some((w, state)) = open.remove(&id) {
+                                let result =
+                                    state.and_then(|()| w.finalize().map_err(|e| e.to_string()));
+                                reply.send(result).ok();
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("spawn the recording writer");
+        tx
+    })
+}
 
 /// An open recording.
 pub struct StereoWav {
-    parts: std::sync::mpsc::Sender<Vec<i16>>,
-    done: oneshot::Receiver<Result<(), String>>,
+    id: u64,
     path: PathBuf,
 }
 
@@ -18,6 +79,7 @@ impl StereoWav {
     /// Starts `<root>/calls/<queue>/<YYYY-MM-DD>/<call-id>.wav`; the date
     /// folders are what retention removes.
     pub fn create(root: &Path, queue: &str, call_id: &str) -> std::io::Result<StereoWav> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         let day = time::OffsetDateTime::now_utc().date().to_string();
         let folder = queue_dir(root, queue).join(day);
         std::fs::create_dir_all(&folder)?;
@@ -28,50 +90,35 @@ impl StereoWav {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let mut writer = hound::WavWriter::create(&path, spec).map_err(std::io::Error::other)?;
-        let (parts, rx) = std::sync::mpsc::channel::<Vec<i16>>();
-        let (done_tx, done) = oneshot::channel();
-        let shown = path.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut result = Ok(());
-            while let Ok(part) = rx.recv() {
-                if result.is_err() {
-                    continue;
-                }
-                for s in part {
-                    if let Err(e) = writer.write_sample(s) {
-                        result = Err(e.to_string());
-                        break;
-                    }
-                }
-                // The header is rewritten after each part so the file is a
-                // valid WAV up to the last part even if the process dies.
-                if result.is_ok()
-                    && let Err(e) = writer.flush()
-                {
-                    result = Err(e.to_string());
-                }
-            }
-            let result = result.and_then(|()| writer.finalize().map_err(|e| e.to_string()));
-            if let Err(e) = &result {
-                tracing::error!(path = %shown, error = %e, "recording write failed");
-            }
-            done_tx.send(result).ok();
-        });
-        Ok(StereoWav { parts, done, path })
+        let w = hound::WavWriter::create(&path, spec).map_err(std::io::Error::other)?;
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        writer()
+            .send(Job::Open(id, Box::new(w)))
+            .map_err(|_| std::io::Error::other("the recording writer has stopped"))?;
+        Ok(StereoWav { id, path })
+    }
+
+    /// Where the file is being written.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends interleaved stereo samples.
     pub fn push(&self, samples: Vec<i16>) {
-        self.parts.send(samples).ok();
+        writer().send(Job::Part(self.id, samples)).ok();
     }
 
     /// Closes the file; its path, or `None` when writing failed.
     pub async fn finish(self) -> Option<String> {
-        drop(self.parts);
-        match self.done.await {
+        let (reply, done) = oneshot::channel();
+        writer().send(Job::Close(self.id, reply)).ok()?;
+        match done.await {
             Ok(Ok(())) => Some(self.path.display().to_string()),
-            _ => None,
+            Ok(Err(e)) => {
+                tracing::error!(path = %self.path.display(), error = %e, "recording write failed");
+                None
+            }
+            Err(_) => None,
         }
     }
 }

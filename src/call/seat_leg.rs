@@ -32,6 +32,9 @@ pub enum LegEvent {
     Hold(bool),
     /// The leg is over; `by_agent` when the softphone sent the BYE.
     Ended { by_agent: bool },
+    /// Part of a stereo recording made on this leg's stream (`last` when
+    /// the recording ended).
+    Recording { samples: Vec<i16>, last: bool },
 }
 
 /// One outbound call to a seat.
@@ -55,8 +58,10 @@ pub struct SeatLeg {
 pub struct Dial<'a> {
     pub seat: &'a str,
     pub binding: &'a Binding,
-    /// The caller's stream: the agent's opens on the same media worker.
-    pub beside: &'a StreamHandle,
+    /// The stream this leg will be mixed with (the caller's): the leg's
+    /// stream opens on the same media worker. `None` for a first leg (a
+    /// call-back rings the agent before the caller).
+    pub beside: Option<&'a StreamHandle>,
     /// Shown to the agent as From: the citizen's number.
     pub caller_number: &'a str,
     /// Our SIP address (Contact).
@@ -77,23 +82,24 @@ impl SeatLeg {
             .or_else(|| headers::local_ip_toward(dest.ip()))
             .unwrap_or(d.sip_addr.ip());
         let (events_tx, media_events) = tokio::sync::mpsc::unbounded_channel();
-        let stream = shared.media.open_beside(
-            d.beside,
-            OpenParams {
-                // Nothing is sent until the answer says where to.
-                config: StreamConfig {
-                    law: Law::Ulaw,
-                    payload_type: 0,
-                    dtmf_pt: None,
-                    remote_rtp: None,
-                    remote_rtcp: None,
-                    send: false,
-                    expect_rtp: false,
-                },
-                events: events_tx,
-                cname: format!("hotline@{local_ip}"),
+        let params = OpenParams {
+            // Nothing is sent until the answer says where to.
+            config: StreamConfig {
+                law: Law::Ulaw,
+                payload_type: 0,
+                dtmf_pt: None,
+                remote_rtp: None,
+                remote_rtcp: None,
+                send: false,
+                expect_rtp: false,
             },
-        )?;
+            events: events_tx,
+            cname: format!("hotline@{local_ip}"),
+        };
+        let stream = match d.beside {
+            Some(beside) => shared.media.open_beside(beside, params)?,
+            None => shared.media.open(params)?,
+        };
         let local = LocalAudio {
             ip: local_ip,
             port: stream.local_port(),
@@ -196,13 +202,20 @@ impl SeatLeg {
                 },
                 // The agent's stream is bridged; its own events (a silent
                 // softphone) end the leg like a BYE would.
-                event = self.media_events.recv() => {
-                    if let Some(MediaEvent::RtpTimeout) = event {
+                event = self.media_events.recv() => match event {
+                    Some(MediaEvent::RtpTimeout) => {
                         tracing::info!(seat = %self.seat, "no RTP from the seat: ending its leg");
                         self.hang_up();
                         return LegEvent::Ended { by_agent: false };
                     }
-                }
+                    Some(MediaEvent::RecordedStereoPart(samples)) => {
+                        return LegEvent::Recording { samples, last: false };
+                    }
+                    Some(MediaEvent::RecordedStereo(samples)) => {
+                        return LegEvent::Recording { samples, last: true };
+                    }
+                    _ => {}
+                },
             }
         }
     }

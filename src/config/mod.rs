@@ -49,6 +49,8 @@ pub struct Config {
     /// Outside lines: emergency services, utility hotlines, partner desks.
     #[serde(rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
+    /// Queued callback: callers who leave the queue to be called back.
+    pub callback: CallbackConfig,
     pub registrar: RegistrarConfig,
     /// Agent seats (softphones register as `sip:<id>@<host>`).
     #[serde(rename = "seat")]
@@ -244,6 +246,31 @@ pub struct TrunkConfig {
     pub description: String,
 }
 
+/// `[callback]`: a waiting caller presses 1 to keep their place and hang
+/// up; when a seat is free the agent is rung first, then the caller is
+/// called back through a trunk.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackConfig {
+    /// Offer the callback in every queue's position announcements.
+    pub offer: bool,
+    /// The trunk call-backs go out on; its URI has `{number}` where the
+    /// caller's number goes.
+    pub trunk: String,
+    /// Seconds the caller's phone may ring.
+    pub ring_secs: u32,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            offer: true,
+            trunk: "pstn".into(),
+            ring_secs: 30,
+        }
+    }
+}
+
 /// `[registrar]`: how softphones register.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -388,6 +415,7 @@ impl Default for Config {
             ivr: IvrConfig::default(),
             queues: default_queues(),
             trunks: default_trunks(),
+            callback: CallbackConfig::default(),
             registrar: RegistrarConfig::default(),
             seats: demo_seats(),
             http: HttpConfig::default(),
@@ -537,6 +565,11 @@ pub fn default_trunks() -> Vec<TrunkConfig> {
         trunk("power", 5201, "Power utility hotline (95598)"),
         trunk("gas", 5202, "Gas utility hotline"),
         trunk("heating", 5203, "Heating utility hotline"),
+        TrunkConfig {
+            name: "pstn".into(),
+            uri: "sip:{number}@127.0.0.1:5300".into(),
+            description: "Outside lines for call-backs to citizens".into(),
+        },
     ]
 }
 
@@ -734,6 +767,27 @@ impl Config {
                     "trunk.uri",
                     format!("{:?} is not a SIP URI", t.uri),
                 ));
+            }
+        }
+        let cb = &self.callback;
+        if cb.offer {
+            match self.trunks.iter().find(|t| t.name == cb.trunk) {
+                None => {
+                    return Err(invalid(
+                        "callback.trunk",
+                        format!("{:?} is not a [[trunk]] name", cb.trunk),
+                    ));
+                }
+                Some(t) if !t.uri.contains("{number}") => {
+                    return Err(invalid(
+                        "callback.trunk",
+                        format!("trunk {:?} has no {{number}} in its uri", t.name),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if cb.ring_secs == 0 {
+                return Err(invalid("callback.ring_secs", "must be at least 1"));
             }
         }
         let r = &self.registrar;

@@ -38,11 +38,36 @@ pub const SAY_PROMPTS: &[&str] = &[
     "queue_position_after",
 ];
 
+/// What a caller waiting in a queue hears besides the node's own prompts:
+/// how many callers are ahead (read as a number), and the offer to be
+/// called back with its confirmation.
+const QUEUE_PROMPTS: &[&str] = &[
+    "digit_0",
+    "digit_1",
+    "digit_2",
+    "digit_3",
+    "digit_4",
+    "digit_5",
+    "digit_6",
+    "digit_7",
+    "digit_8",
+    "digit_9",
+    "ten",
+    "hundred",
+    "thousand",
+    "ten_thousand",
+    "queue_position_before",
+    "queue_position_after",
+    "callback_offer",
+    "callback_confirm",
+];
+
 /// Prompts the interpreter plays on its own for a node type, beyond those
 /// named in the node.
 fn implicit_prompts(kind: &NodeKind) -> &'static [&'static str] {
     match kind {
         NodeKind::Say(_) => SAY_PROMPTS,
+        NodeKind::Queue(_) => QUEUE_PROMPTS,
         // The tone before a voice message.
         NodeKind::Record(_) => &["beep"],
         // Status codes vary; intro and not-found are always needed.

@@ -465,9 +465,9 @@ struct Recording {
     flushed: usize,
 }
 
-/// A stereo recording is handed out in parts of this many samples (5 s), so
+/// A stereo recording is handed out in parts of this many samples (1 s), so
 /// an hour-long call never sits in memory and a crash loses little.
-const STEREO_PART: usize = 2 * 8000 * 5;
+const STEREO_PART: usize = 2 * 8000;
 
 struct Stream {
     id: u64,

@@ -68,6 +68,8 @@ pub enum Answer {
     /// `a=sendonly`) for 3 s, takes them off (`a=sendrecv`), and waits for
     /// the BYE.
     AnswersAndHolds,
+    /// Answers, and hangs up itself 2 s later.
+    AnswersThenHangsUp,
 }
 
 fn uas_scenario(answer: Answer) -> String {
@@ -160,6 +162,23 @@ Content-Length: 0
             reinvite(102, "sendrecv"),
             reply("200 OK", "[last_CSeq:]", ""),
         ),
+        Answer::AnswersThenHangsUp => format!(
+            "{invite}{}{}  <recv request=\"ACK\"/>\n  <pause milliseconds=\"2000\"/>\n{}  <recv response=\"200\"/>\n",
+            reply("180 Ringing", "[last_CSeq:]", ""),
+            reply("200 OK", "[last_CSeq:]", sdp),
+            r#"  <send retrans="500"><![CDATA[
+BYE [$contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:peer@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
+To: [$from]
+Call-ID: [call_id]
+CSeq: 201 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"#,
+        ),
         Answer::Answers => format!(
             "{invite}{}{}  <recv request=\"ACK\"/>\n  <recv request=\"BYE\"/>\n{}",
             reply("180 Ringing", "[last_CSeq:]", ""),
@@ -194,6 +213,13 @@ impl SippSeat {
             run.describe(),
             server.log()
         );
+        SippSeat::answering(id, port, answer, calls)
+    }
+
+    /// A UAS on `port` that takes `calls` INVITEs, without registering (a
+    /// phone behind a trunk).
+    pub fn answering(id: &str, port: u16, answer: Answer, calls: u32) -> SippSeat {
+        require("sipp", "sip-tester");
         let dir = scratch("sipp-seat");
         std::fs::write(dir.join("seat.xml"), uas_scenario(answer)).unwrap();
         let media = free_udp_port(4);
