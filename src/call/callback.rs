@@ -150,10 +150,10 @@ async fn serve(shared: &Shared, mut job: CallbackJob) -> CallRecord {
                     // is left to the ring timeout.
                     QueueEvent::Offer { .. } => {}
                     QueueEvent::Withdraw { seat } => {
-                        if ringing.as_ref().is_some_and(|l| l.seat == seat) {
-                            if let Some(leg) = ringing.take() {
-                                leg.close(shared).await;
-                            }
+                        if ringing.as_ref().is_some_and(|l| l.seat == seat)
+                            && let Some(leg) = ringing.take()
+                        {
+                            leg.close(shared).await;
                         }
                     }
                     QueueEvent::Overflowed { to } => {
