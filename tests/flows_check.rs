@@ -21,6 +21,9 @@ const PROMPTS: &[&str] = &[
     "hold_music",
     "goodbye",
     "survey_intro",
+    // What a queue node plays besides its own prompts.
+    "callback_offer",
+    "callback_confirm",
 ];
 
 /// Prompts a `say` node needs.
@@ -296,10 +299,21 @@ fn say_needs_its_digit_prompts() {
     fails_with(
         "say_prompts",
         &["digit_7", "ten_thousand"],
-        &[(
-            "main.yaml:22:9:",
-            "a say node needs prompts missing from prompts/cmn/: digit_7, ten_thousand",
-        )],
+        &[
+            (
+                "main.yaml:22:9:",
+                "a say node needs prompts missing from prompts/cmn/: digit_7, ten_thousand",
+            ),
+            // A queue reads the number of callers ahead with them too.
+            (
+                "main.yaml:28:9:",
+                "a queue node needs prompts missing from prompts/cmn/: digit_7, ten_thousand",
+            ),
+            (
+                "main.yaml:37:9:",
+                "a queue node needs prompts missing from prompts/cmn/: digit_7, ten_thousand",
+            ),
+        ],
     );
 }
 

@@ -1027,6 +1027,8 @@ nodes:
             "beep",
             "order_status_intro",
             "order_not_found",
+            "callback_offer",
+            "callback_confirm",
         ];
         index.usable.insert(
             "cmn".into(),
@@ -1237,7 +1239,10 @@ nodes:
             [
                 "9:9: a say node needs prompts missing from prompts/cmn/: digit_4, minute",
                 "14:9: a record node needs prompts missing from prompts/cmn/: beep",
+                // Queues read the number of callers ahead.
+                "31:9: a queue node needs prompts missing from prompts/cmn/: digit_4",
                 "31:9: a queue plays the hold prompt \"hold_music\" (ivr.hold_prompt): no prompts/cmn/hold_music.wav",
+                "34:9: a queue node needs prompts missing from prompts/cmn/: digit_4",
             ]
         );
         let flow: Flow = serde_yaml_ng::from_str(&text).unwrap();
