@@ -114,7 +114,11 @@ fn generate(dir: &Path, flows: usize, nodes: usize) {
     let prompts = dir.join("prompts/cmn");
     std::fs::create_dir_all(&prompts).unwrap();
     let wav = std::fs::read("ivr-flows/prompts/cmn/beep.wav").unwrap();
-    for name in ["p", "invalid", "no_input", "hold_music"] {
+    let queue_prompts = hotline::ivr::validate::QUEUE_PROMPTS.iter().copied();
+    for name in ["p", "invalid", "no_input", "hold_music"]
+        .into_iter()
+        .chain(queue_prompts)
+    {
         std::fs::write(prompts.join(format!("{name}.wav")), &wav).unwrap();
     }
     for f in 0..flows {

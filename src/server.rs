@@ -73,6 +73,11 @@ pub fn load_config(
     {
         config.store.database_url = url;
     }
+    if let Ok(url) = std::env::var("REDIS_URL")
+        && !url.is_empty()
+    {
+        config.shared.redis_url = url;
+    }
     overrides.apply(&mut config);
     config.validate()?;
     Ok(config)
@@ -144,6 +149,23 @@ pub struct Shared {
     /// The store's seats as last read (merged with the config's).
     pub seat_cache: SeatCache,
     reload_lock: Mutex<()>,
+}
+
+/// Where to ring a seat: its registration on this node, else (shared state)
+/// its registration on another live node.
+pub fn seat_binding(shared: &Shared, seat: &str) -> Option<crate::sip::registrar::Binding> {
+    local_binding(shared, seat).or_else(|| shared.acd.shared_binding(seat))
+}
+
+/// A seat's newest registration on this node.
+fn local_binding(shared: &Shared, seat: &str) -> Option<crate::sip::registrar::Binding> {
+    shared
+        .registrar
+        .lock()
+        .expect("registrar lock")
+        .lookup(seat, std::time::Instant::now())
+        .first()
+        .map(|b| (*b).clone())
 }
 
 /// The registrar's policy from a config.
@@ -306,7 +328,7 @@ impl Shared {
         let calendar = Calendar::load_dir(&new.ivr.calendar_dir)?;
         let old = self.config.load();
         let mut restart_required = Vec::new();
-        let fixed: [(&'static str, bool); 6] = [
+        let fixed: [(&'static str, bool); 7] = [
             ("sip.listen", old.sip.listen != new.sip.listen),
             ("http.listen", old.http.listen != new.http.listen),
             ("media.bind_ip", old.media.bind_ip != new.media.bind_ip),
@@ -320,6 +342,7 @@ impl Shared {
                 "store.database_url",
                 old.store.database_url != new.store.database_url,
             ),
+            ("shared", old.shared != new.shared),
         ];
         for (key, changed) in fixed {
             if changed {
@@ -421,6 +444,13 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     let flows = load_dir(&config.ivr.flows_dir, &CheckContext::from_config(&config))
         .map_err(|problems| anyhow::anyhow!("{}", ReloadError::Flows(problems)))?;
     let calendar = Calendar::load_dir(&config.ivr.calendar_dir)?;
+    let redis = match config.shared.redis_url.as_str() {
+        "" => None,
+        url => Some(
+            redis::Client::open(url)
+                .map_err(|e| anyhow::anyhow!("shared.redis_url (REDIS_URL): {e}"))?,
+        ),
+    };
     let store = Store::connect(&config.store.database_url).await?;
     let stored_seats = store.stored_seats().await?;
     let seat_config = with_store_seats(&config, &stored_seats);
@@ -503,6 +533,9 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     tasks.push(tokio::spawn(async move {
         acd_shared.acd.run(acd_stop).await;
     }));
+    if let Some(client) = redis {
+        tasks.push(share_seats(&shared, client, sip_cancel.clone()).await);
+    }
     let http_cancel = CancellationToken::new();
     let app = crate::api::router(shared.clone());
     let stop = http_cancel.clone();
@@ -532,6 +565,41 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tasks,
         _watcher: watcher,
     })
+}
+
+/// Starts sharing seats on Redis; waits briefly for the first connection so
+/// a node that can reach Redis is ready in shared mode.
+async fn share_seats(
+    shared: &Arc<Shared>,
+    client: redis::Client,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    use crate::acd::service::SharedState;
+    let settings = crate::acd::redis::Settings {
+        prefix: shared.config.load().shared.key_prefix.clone(),
+        node: crate::acd::redis::node_id(),
+    };
+    tracing::info!(node = %settings.node, prefix = %settings.prefix, "sharing seats on Redis");
+    // Weak: the ACD lives in `Shared`, which must not keep itself alive.
+    let weak = Arc::downgrade(shared);
+    let ops = shared.acd.enable_shared(
+        &settings.node,
+        Box::new(move |seat| weak.upgrade().and_then(|s| local_binding(&s, seat))),
+    );
+    let task_shared = shared.clone();
+    let task = tokio::spawn(async move {
+        crate::acd::redis::run(&task_shared.acd, client, settings, ops, stop).await;
+    });
+    for _ in 0..50 {
+        if shared.acd.shared_state() == SharedState::Redis {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if shared.acd.shared_state() != SharedState::Redis {
+        tracing::warn!("Redis not reachable at start: routing this node's own seats until it is");
+    }
+    task
 }
 
 /// Removes conversation recordings past their queue's retention, hourly.

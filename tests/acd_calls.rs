@@ -244,6 +244,21 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
         diag(&ctrl, &baresip)
     );
 
+    // A key the caller presses reaches the agent's phone as a
+    // telephone-event.
+    press(&dtmf_socket, call.server_rtp, '7', 950_000, &mut seq);
+    let dtmf = ctrl.wait_for(Duration::from_secs(3), |v| {
+        v["event"] == true
+            && v["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("CALL_DTMF"))
+    });
+    assert!(
+        dtmf.as_ref()
+            .is_some_and(|v| v["param"].as_str().is_some_and(|p| p.contains('7'))),
+        "the agent's phone did not get the caller's 7: {dtmf:?}\n{}",
+        diag(&ctrl, &baresip)
+    );
     // The agent hangs up: the caller stays on the line, in the survey.
     ctrl.send("hangup", None);
     assert!(
@@ -811,5 +826,134 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
     assert_eq!(
         server.metric("hotline_queue_waiting{queue=\"operator\"}"),
         0.0
+    );
+}
+
+/// Events a WebSocket client received, collected by a background thread.
+struct EventStream {
+    events: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl EventStream {
+    fn connect(server: &Server, path: &str) -> EventStream {
+        let url = format!("ws://{}{path}", server.http);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use futures::StreamExt;
+                let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+                    .await
+                    .expect("WebSocket");
+                ready_tx.send(()).ok();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+                        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                        sink.lock().unwrap().push(v);
+                    }
+                }
+            });
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the WebSocket did not open");
+        EventStream { events }
+    }
+
+    /// The first event of a kind, waiting up to `limit`.
+    fn wait(&self, kind: &str, limit: Duration) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v["event"] == kind)
+            {
+                return Some(v.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn all(&self) -> Vec<serde_json::Value> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+/// The agent desktop's WebSocket: a snapshot on connect, the seat's state
+/// changes, and the screen pop when a call is offered (caller, queue, wait,
+/// IVR path, and the caller's earlier calls), then connected and ended.
+#[test]
+fn seat_events_pop_the_callers_details_on_offer() {
+    let server = Server::start("acd-events", &[MD5_ONLY]);
+    // An earlier call from the same number, for the history.
+    let port = free_udp_port(2);
+    let _rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let first = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    first.bye();
+    server.call_record(&first.call_id);
+
+    let events = EventStream::connect(&server, "/api/v1/seats/1002/events");
+    let snapshot = events.wait("snapshot", Duration::from_secs(10));
+    assert_eq!(
+        snapshot.as_ref().map(|s| s["seat"]["seat"].clone()),
+        Some(serde_json::json!("1002")),
+        "{:?}",
+        events.all()
+    );
+    let _agent = SippSeat::start(&server, "1002", Answer::Answers, 1);
+    let state = events
+        .wait("state", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no state change: {:?}\n{}", events.all(), server.log()));
+    assert_eq!(state["status"], "available", "{state}");
+
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+    let dtmf_socket = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let offer = events
+        .wait("offered", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no offer: {:?}\n{}", events.all(), server.log()));
+    assert_eq!(offer["call_id"], call.call_id.as_str(), "{offer}");
+    assert_eq!(offer["caller"], "13800138000", "{offer}");
+    assert_eq!(offer["queue"], "operator", "{offer}");
+    let path: Vec<&str> = offer["ivr_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        path.contains(&"main:choose_language") && path.contains(&"main:operator"),
+        "{offer}"
+    );
+    let earlier = offer["earlier_calls"].as_array().unwrap();
+    assert_eq!(earlier.len(), 1, "{offer}");
+    assert_eq!(earlier[0]["call_id"], first.call_id.as_str(), "{offer}");
+    assert!(
+        events.wait("connected", Duration::from_secs(5)).is_some(),
+        "{:?}",
+        events.all()
+    );
+    call.bye();
+    drop(media);
+    assert!(
+        events.wait("ended", Duration::from_secs(5)).is_some(),
+        "{:?}",
+        events.all()
     );
 }

@@ -416,6 +416,85 @@ impl Router {
         Ok(())
     }
 
+    /// Whether `call` is waiting with an open offer to `seat`.
+    pub fn is_offered(&self, call: CallId, seat: &str) -> bool {
+        self.waiting
+            .iter()
+            .find(|w| w.id == call)
+            .is_some_and(|w| w.offered.iter().any(|(s, _)| s == seat))
+    }
+
+    /// Sets a seat's state as another node reported it (the shared state,
+    /// [`crate::acd::shared`]): no [`Action::SeatChanged`] is emitted, since
+    /// the change is not this router's to report, and this router's own
+    /// timers and talk-time bookkeeping for the seat end when its activity
+    /// changes. Waiting calls are routed afterwards, so a seat that became
+    /// free elsewhere can be offered here.
+    pub fn mirror_seat(
+        &mut self,
+        seat: &str,
+        status: Status,
+        activity: Activity,
+        now: Instant,
+    ) -> Result<(), RouterError> {
+        self.set_mirrored(seat, status, activity, now)?;
+        self.route(now);
+        Ok(())
+    }
+
+    /// Takes back an offer the call actor was never told about (the shared
+    /// state refused to reserve the seat), without counting a miss or a
+    /// pause, and gives the seat the state it really has; then routes again.
+    pub fn retract_offer(
+        &mut self,
+        call: CallId,
+        seat: &str,
+        status: Status,
+        activity: Activity,
+        now: Instant,
+    ) -> Result<(), RouterError> {
+        let i = self.position(call).ok_or(RouterError::NotWaiting(call))?;
+        let before = self.waiting[i].offered.len();
+        self.waiting[i].offered.retain(|(s, _)| s != seat);
+        if self.waiting[i].offered.len() == before {
+            return Err(RouterError::NotOffered(seat.to_owned(), call));
+        }
+        self.set_mirrored(seat, status, activity, now)?;
+        self.route(now);
+        Ok(())
+    }
+
+    /// Keeps a seat out of routing until `until` (a later pause wins).
+    pub fn pause_seat(&mut self, seat: &str, until: Instant) {
+        if let Some(s) = self.seats.get_mut(seat) {
+            s.busy_until = Some(s.busy_until.map_or(until, |t| t.max(until)));
+        }
+    }
+
+    fn set_mirrored(
+        &mut self,
+        seat: &str,
+        status: Status,
+        activity: Activity,
+        now: Instant,
+    ) -> Result<(), RouterError> {
+        let s = self
+            .seats
+            .get_mut(seat)
+            .ok_or_else(|| RouterError::NoSeat(seat.to_owned()))?;
+        if s.activity != activity {
+            if activity == Activity::Idle {
+                s.idle_since = now;
+            }
+            s.wrap_up_until = None;
+            s.call_started = None;
+            s.call_queue = None;
+        }
+        s.status = status;
+        s.activity = activity;
+        Ok(())
+    }
+
     /// The next moment something is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
@@ -1184,5 +1263,56 @@ mod tests {
             ),
             Err(RouterError::NoSeat("9999".into()))
         );
+    }
+
+    #[test]
+    fn mirrored_seats_route_without_reporting_themselves() {
+        let mut t = T::new(vec![rules("q", Strategy::LongestIdle)], &["1001", "1002"]);
+        t.enqueue(0, 1, "q", 5);
+        t.actions();
+        // Another node says 1001 is free: offered here, and no SeatChanged
+        // for the mirrored change itself.
+        let now = t.at(1);
+        t.r.mirror_seat("1001", Status::Available, Activity::Idle, now)
+            .unwrap();
+        let actions = t.actions();
+        assert_eq!(
+            actions[0],
+            Action::Offer {
+                call: 1,
+                seat: "1001".into()
+            }
+        );
+        assert!(t.r.is_offered(1, "1001"));
+        assert!(
+            !actions.iter().any(|a| matches!(
+                a,
+                Action::SeatChanged {
+                    activity: Activity::Idle,
+                    ..
+                }
+            )),
+            "{actions:?}"
+        );
+        // The reservation failed (1001 is busy elsewhere): the offer is
+        // taken back without a miss, and the call waits for 1002.
+        let now = t.at(2);
+        t.r.retract_offer(1, "1001", Status::Available, Activity::InCall(900), now)
+            .unwrap();
+        assert!(!t.r.is_offered(1, "1001"));
+        assert_eq!(t.r.seat("1001").unwrap().misses_in_row, 0);
+        assert_eq!(t.r.seat("1001").unwrap().activity, Activity::InCall(900));
+        assert!(t.offers().is_empty());
+        assert_eq!(
+            t.r.retract_offer(1, "1001", Status::Available, Activity::Idle, now),
+            Err(RouterError::NotOffered("1001".into(), 1))
+        );
+        // A paused seat is passed over until the pause ends.
+        t.r.pause_seat("1002", t.at(10));
+        t.available(3, "1002");
+        assert!(t.offers().is_empty());
+        assert_eq!(t.r.poll_timeout(), Some(t.at(10)));
+        t.tick(10);
+        assert_eq!(t.offers(), vec![(1, "1002".into())]);
     }
 }

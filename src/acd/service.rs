@@ -4,17 +4,25 @@
 //! Call actors talk to it with [`Acd::enqueue`], [`Acd::handle`] and
 //! [`Acd::leave`], and hear back through the [`QueueEvent`] channel they
 //! handed in. Seat changes are kept in a bounded log for boards and audits.
+//!
+//! With shared state ([`Acd::enable_shared`], when `REDIS_URL` is set) the
+//! router's seats mirror the whole cluster's ([`super::shared::Mirror`]):
+//! an offer waits for its seat's reservation before the call actor hears
+//! of it, and every seat change becomes a write that [`super::redis`]
+//! carries out. Without it nothing changes.
 
 use super::router::{
     Action, Activity, CallId, Event, QueueRules, Router, RouterError, SeatId, Status,
 };
+use super::shared::{Mirror, Op, Published, Reserved, ScriptReply, SeatRecord};
 use crate::config::Config;
+use crate::sip::registrar::Binding;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 /// What the ACD tells a queued call.
@@ -128,6 +136,41 @@ pub const SERVICE_LEVEL_WAIT: Duration = Duration::from_secs(15);
 /// Entries kept in the in-memory seat log and missed list.
 const LOG_LIMIT: usize = 10_000;
 
+/// Where seats are kept, for `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedState {
+    /// This node alone (no `REDIS_URL`).
+    Memory,
+    /// Shared with the other nodes on Redis.
+    Redis,
+    /// Redis is configured but unreachable: this node's own seats only.
+    RedisDown,
+}
+
+impl SharedState {
+    /// As `/healthz` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedState::Memory => "memory",
+            SharedState::Redis => "redis",
+            SharedState::RedisDown => "local (redis down)",
+        }
+    }
+}
+
+/// The shared state's figures, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct SharedView {
+    pub up: bool,
+    /// Seat reservations won and refused since start.
+    pub reserved: u64,
+    pub refused: u64,
+}
+
+/// Finds a seat's registration on this node (the registrar), so it can be
+/// written for the other nodes.
+pub type BindingLookup = Box<dyn Fn(&str) -> Option<Binding> + Send + Sync>;
+
 struct State {
     router: Router,
     calls: HashMap<CallId, Entry>,
@@ -137,6 +180,10 @@ struct State {
     /// Seats in wrap-up, since when.
     wrapping: HashMap<SeatId, Instant>,
     wrap_up_total: Duration,
+    /// The cluster's seats, when they are shared.
+    mirror: Option<Mirror>,
+    /// Where the mirror's writes go (to [`super::redis::run`]).
+    outbox: Option<UnboundedSender<Op>>,
 }
 
 /// The node's ACD.
@@ -145,6 +192,10 @@ pub struct Acd {
     /// Re-arms the timer task when a new deadline may be earlier.
     wake: Notify,
     next_call: AtomicU64,
+    /// Set with shared state; called without the state lock held.
+    binding_lookup: OnceLock<BindingLookup>,
+    /// Offers, conversations and seat changes, for desktops and wallboards.
+    pub events: crate::acd::events::SeatEvents,
 }
 
 impl Acd {
@@ -160,12 +211,109 @@ impl Acd {
                 totals: HashMap::new(),
                 wrapping: HashMap::new(),
                 wrap_up_total: Duration::ZERO,
+                mirror: None,
+                outbox: None,
             }),
             wake: Notify::new(),
             next_call: AtomicU64::new(1),
+            binding_lookup: OnceLock::new(),
+            events: Default::default(),
         };
         acd.sync_seats(config);
         acd
+    }
+
+    /// Shares the seats with other nodes as `node`: returns the writes to
+    /// carry out, in order ([`super::redis::run`] does). Call once, at start.
+    pub fn enable_shared(&self, node: &str, lookup: BindingLookup) -> UnboundedReceiver<Op> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.binding_lookup.set(lookup).ok();
+        // Call ids appear in the shared seat state: start this node's at a
+        // random point so two nodes' ids do not meet.
+        self.next_call
+            .store(u64::from(rand::random::<u32>()) << 20, Ordering::Relaxed);
+        let mut state = self.lock();
+        state.mirror = Some(Mirror::new(node));
+        state.outbox = Some(tx);
+        rx
+    }
+
+    /// Where the seats are kept right now.
+    pub fn shared_state(&self) -> SharedState {
+        match &self.lock().mirror {
+            None => SharedState::Memory,
+            Some(m) if m.is_up() => SharedState::Redis,
+            Some(_) => SharedState::RedisDown,
+        }
+    }
+
+    /// Where to ring a seat registered on another node, if one is alive.
+    pub fn shared_binding(&self, seat: &str) -> Option<Binding> {
+        let state = self.lock();
+        let mirror = state.mirror.as_ref()?;
+        mirror.binding(seat, Instant::now(), crate::call::record::now_ms())
+    }
+
+    /// Writes were answered (in the order they were sent).
+    pub(super) fn shared_replies(&self, replies: Vec<(Op, ScriptReply)>) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(mirror) = state.mirror.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        for (op, reply) in replies {
+            if let Reserved::Ring { call, seat } =
+                mirror.replied(&mut state.router, &op, reply, now)
+                && let Some(e) = state.calls.get(&call)
+            {
+                e.call.events.send(QueueEvent::Offer { seat }).ok();
+            }
+        }
+        self.dispatch(state);
+    }
+
+    /// Another node changed a seat.
+    pub(super) fn shared_message(&self, published: Published) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(mirror) = state.mirror.as_mut() {
+            mirror.message(&mut state.router, published, Instant::now());
+        }
+        self.dispatch(state);
+    }
+
+    /// A heartbeat was answered at `answered_at` with the live nodes.
+    pub(super) fn shared_live(&self, nodes: Vec<String>, answered_at: Instant) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(mirror) = state.mirror.as_mut() {
+            mirror.live_nodes(&mut state.router, nodes, answered_at, Instant::now());
+        }
+        self.dispatch(state);
+    }
+
+    /// Redis is reachable with these seats stored: returns the writes that
+    /// restore this node's own, to be sent before anything else.
+    pub(super) fn shared_up(&self, records: Vec<SeatRecord>) -> Vec<Op> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let restore = match state.mirror.as_mut() {
+            Some(mirror) => mirror.came_up(&mut state.router, records, Instant::now()),
+            None => Vec::new(),
+        };
+        self.dispatch(state);
+        restore
+    }
+
+    /// Redis is unreachable.
+    pub(super) fn shared_down(&self) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let Some(mirror) = state.mirror.as_mut() {
+            mirror.went_down(&mut state.router, Instant::now());
+        }
+        self.dispatch(state);
     }
 
     /// Adds the config's enabled seats (new ones logged out) and updates the
@@ -183,7 +331,23 @@ impl Acd {
     /// A seat's softphone registered: with `available_on_register`, a
     /// logged-out seat becomes available.
     pub fn seat_registered(&self, seat: &str, make_available: bool) {
-        let mut state = self.lock();
+        // The registrar is asked before the lock is taken (never both).
+        let binding = self.binding_lookup.get().and_then(|lookup| lookup(seat));
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if let (Some(mirror), Some(binding), Some(s)) =
+            (state.mirror.as_mut(), binding, state.router.seat(seat))
+        {
+            let now_ms = crate::call::record::now_ms();
+            mirror.bound(
+                seat,
+                &binding,
+                &s.skills,
+                &s.languages,
+                Instant::now(),
+                now_ms,
+            );
+        }
         let logged_out = state
             .router
             .seat(seat)
@@ -200,18 +364,23 @@ impl Acd {
                 )
                 .ok();
         }
-        self.dispatch(&mut state);
+        self.dispatch(state);
     }
 
     /// A seat's last binding went (unregister or expiry): it cannot take
-    /// calls, so it is logged out.
+    /// calls, so it is logged out, unless it is registered on another live
+    /// node (shared state).
     pub fn seat_unregistered(&self, seat: &str) {
         let mut state = self.lock();
+        let nowhere = match state.mirror.as_mut() {
+            Some(mirror) => mirror.unbound(seat, crate::call::record::now_ms()),
+            None => true,
+        };
         let logged_in = state
             .router
             .seat(seat)
             .is_some_and(|s| s.status != Status::LoggedOut);
-        if logged_in {
+        if logged_in && nowhere {
             state
                 .router
                 .handle(
@@ -344,7 +513,19 @@ impl Acd {
             queues: self.queues(),
             seats: self.seats(),
             totals: self.seat_totals(),
+            shared: self.shared_view(),
         }
+    }
+
+    /// The shared state's figures; `None` in memory.
+    pub fn shared_view(&self) -> Option<SharedView> {
+        let state = self.lock();
+        let m = state.mirror.as_ref()?;
+        Some(SharedView {
+            up: m.is_up(),
+            reserved: m.reserved,
+            refused: m.refused,
+        })
     }
 
     /// Talk and wrap-up time of every seat since start.
@@ -408,7 +589,15 @@ impl Acd {
         self.wake.notify_one();
         while let Some(action) = state.router.poll_action() {
             let (call, event) = match action {
-                Action::Offer { call, seat } => (call, QueueEvent::Offer { seat }),
+                Action::Offer { call, seat } => match state.mirror.as_mut() {
+                    // Shared: rung once the seat is reserved
+                    // ([`Acd::shared_replies`]).
+                    Some(mirror) if mirror.is_up() => {
+                        mirror.reserve(call, &seat);
+                        continue;
+                    }
+                    _ => (call, QueueEvent::Offer { seat }),
+                },
                 Action::Withdraw { call, seat } => (call, QueueEvent::Withdraw { seat }),
                 Action::Announce {
                     call,
@@ -461,17 +650,27 @@ impl Acd {
                     activity,
                 } => {
                     tracing::info!(%seat, ?status, ?activity, "seat changed");
+                    if let Some(mirror) = state.mirror.as_mut() {
+                        mirror.local_change(&seat, &status, &activity);
+                    }
                     let now = Instant::now();
                     if activity == Activity::WrapUp {
                         state.wrapping.entry(seat.clone()).or_insert(now);
                     } else if let Some(since) = state.wrapping.remove(&seat) {
                         state.wrap_up_total += now.saturating_duration_since(since);
                     }
+                    let at = crate::call::record::now_ms();
+                    self.events.publish(crate::acd::events::SeatEvent::State {
+                        seat: seat.clone(),
+                        at,
+                        status: status.clone(),
+                        activity: activity.clone(),
+                    });
                     push_bounded(
                         &mut state.seat_log,
                         SeatChange {
                             seat,
-                            at: crate::call::record::now_ms(),
+                            at,
                             status,
                             activity,
                         },
@@ -481,6 +680,11 @@ impl Acd {
             };
             if let Some(e) = state.calls.get(&call) {
                 e.call.events.send(event).ok();
+            }
+        }
+        if let (Some(mirror), Some(outbox)) = (state.mirror.as_mut(), &state.outbox) {
+            for op in mirror.take_ops() {
+                outbox.send(op).ok();
             }
         }
     }

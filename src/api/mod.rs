@@ -6,6 +6,7 @@
 //! `{"error": "...", "field": "limit"}`.
 
 mod agents;
+mod events;
 mod supervise;
 
 use crate::server::Shared;
@@ -35,6 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/flows/{name}/stats", get(flow_stats))
         .merge(agents::routes())
         .merge(supervise::routes())
+        .merge(events::routes())
         .fallback(not_found)
         .with_state(shared)
 }
@@ -88,6 +90,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "database": if database { "ok" } else { "down" },
         "active_calls": shared.active_calls(),
         "pending_records": shared.metrics.writer.pending.load(Ordering::Relaxed),
+        "shared_state": shared.acd.shared_state().as_str(),
     });
     // A draining node tells its load balancer to stop sending calls. A down
     // database does not: calls are still answered and records wait in memory.

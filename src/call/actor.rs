@@ -583,15 +583,10 @@ impl<'a> Call<'a> {
         None
     }
 
-    /// Where a seat's phone is registered.
+    /// Where a seat's phone is registered: on this node, or (shared state)
+    /// on another one.
     fn seat_binding(&self, seat: &str) -> Option<crate::sip::registrar::Binding> {
-        self.shared
-            .registrar
-            .lock()
-            .expect("registrar lock")
-            .lookup(seat, std::time::Instant::now())
-            .first()
-            .map(|b| (*b).clone())
+        crate::server::seat_binding(self.shared, seat)
     }
 
     /// Rings a seat with the caller's number, beside the caller's stream.
@@ -618,6 +613,34 @@ impl<'a> Call<'a> {
         )
     }
 
+    /// The screen pop for the seat now ringing.
+    fn publish_offer(&self, seat: &str) {
+        let waited_ms = self
+            .record
+            .queued_at
+            .map_or(0, |at| u64::try_from(now_ms() - at).unwrap_or(0));
+        let (ivr_path, language) = match &self.ivr {
+            Some(ivr) => (ivr.path(), Some(ivr.language().to_owned())),
+            None => (Vec::new(), None),
+        };
+        self.shared
+            .acd
+            .events
+            .publish(crate::acd::events::SeatEvent::Offered {
+                seat: seat.to_owned(),
+                call_id: self.record.call_id.clone(),
+                caller: self.record.caller.clone(),
+                queue: self
+                    .queue
+                    .as_ref()
+                    .map(|q| q.name.clone())
+                    .unwrap_or_default(),
+                waited_ms,
+                ivr_path,
+                language,
+            });
+    }
+
     /// Rings a seat at its registered softphone.
     fn offer(&mut self, call: CallId, seat: String) {
         let binding = self.seat_binding(&seat);
@@ -641,7 +664,10 @@ impl<'a> Call<'a> {
             return;
         };
         match self.dial_seat(&seat, &binding) {
-            Ok(leg) => self.ringing.push(leg),
+            Ok(leg) => {
+                self.publish_offer(&seat);
+                self.ringing.push(leg);
+            }
             Err(e) => {
                 tracing::warn!(%seat, error = %e, "cannot ring seat");
                 self.shared
@@ -687,7 +713,10 @@ impl<'a> Call<'a> {
                     .handle(AcdEvent::Rejected { seat, call, pause })
                     .ok();
             }
-            LegEvent::Hold(_) | LegEvent::Ended { .. } | LegEvent::Recording { .. } => {}
+            LegEvent::Hold(_)
+            | LegEvent::Ended { .. }
+            | LegEvent::Recording { .. }
+            | LegEvent::Digit(_) => {}
         }
     }
 
@@ -715,6 +744,13 @@ impl<'a> Call<'a> {
         self.record.seat_call_id = Some(leg.call_id.clone());
         self.record.seat_codec = leg.codec().map(str::to_owned);
         self.record.connected_at = Some(now_ms());
+        self.shared
+            .acd
+            .events
+            .publish(crate::acd::events::SeatEvent::Connected {
+                seat: leg.seat.clone(),
+                call_id: self.record.call_id.clone(),
+            });
         self.agent = Some(leg);
     }
 
@@ -725,6 +761,11 @@ impl<'a> Call<'a> {
                 tracing::info!("agent put the caller on hold");
                 if let (Some(ivr), Some(stream)) = (&mut self.ivr, &self.stream) {
                     ivr.hold_music(stream);
+                }
+            }
+            LegEvent::Digit(d) => {
+                if let Some(stream) = &self.stream {
+                    stream.send_digit(d);
                 }
             }
             LegEvent::Hold(false) => {
@@ -756,6 +797,13 @@ impl<'a> Call<'a> {
             stream.stop_playback();
         }
         self.record.seat_ended_at = Some(now_ms());
+        self.shared
+            .acd
+            .events
+            .publish(crate::acd::events::SeatEvent::Ended {
+                seat: leg.seat.clone(),
+                call_id: self.record.call_id.clone(),
+            });
         self.shared
             .acd
             .handle(AcdEvent::CallEnded {
@@ -857,7 +905,7 @@ impl<'a> Call<'a> {
                 tracing::info!("supervisor left");
                 self.end_supervisor().await;
             }
-            LegEvent::Hold(_) | LegEvent::Recording { .. } => {}
+            LegEvent::Hold(_) | LegEvent::Recording { .. } | LegEvent::Digit(_) => {}
         }
     }
 
@@ -965,6 +1013,12 @@ impl<'a> Call<'a> {
     fn on_digit(&mut self, digit: char) -> IvrRequest {
         tracing::info!(%digit, "DTMF");
         self.digits.push(digit);
+        // In conversation the key is the agent's to hear (a phone menu on
+        // the other side, an extension).
+        if let Some(agent) = self.agent.as_ref().and_then(SeatLeg::stream) {
+            agent.send_digit(digit);
+            return IvrRequest::Continue;
+        }
         if digit == '1' && self.may_call_back() {
             self.confirm_callback();
             return IvrRequest::Continue;

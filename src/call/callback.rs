@@ -217,6 +217,11 @@ async fn serve(shared: &Shared, mut job: CallbackJob) -> CallRecord {
                     let talked = citizen.as_ref().is_some_and(SeatLeg::answered);
                     break if talked { Outcome::Talked { by_caller: false } } else { Outcome::AgentGone };
                 }
+                LegEvent::Digit(d) => {
+                    if let Some(stream) = citizen.as_ref().and_then(SeatLeg::stream) {
+                        stream.send_digit(d);
+                    }
+                }
                 LegEvent::Hold(held) => {
                     if let Some(stream) = citizen.as_ref().and_then(SeatLeg::stream) {
                         if held {
@@ -257,6 +262,11 @@ async fn serve(shared: &Shared, mut job: CallbackJob) -> CallRecord {
                 LegEvent::Recording { samples, .. } => {
                     if let Some(w) = &wav {
                         w.push(samples);
+                    }
+                }
+                LegEvent::Digit(d) => {
+                    if let Some(stream) = agent.as_ref().and_then(SeatLeg::stream) {
+                        stream.send_digit(d);
                     }
                 }
                 LegEvent::Hold(_) => {}

@@ -374,6 +374,16 @@ impl IvrRun {
         )
     }
 
+    /// `flow:node` ids the call has entered so far.
+    pub fn path(&self) -> Vec<String> {
+        self.it.path().to_vec()
+    }
+
+    /// The prompt language in use.
+    pub fn language(&self) -> &str {
+        self.it.language()
+    }
+
     /// The record fields, at the end of the call.
     pub fn into_record(mut self) -> IvrRecord {
         self.record.path = self.it.path().to_vec();

@@ -35,6 +35,8 @@ pub enum LegEvent {
     /// Part of a stereo recording made on this leg's stream (`last` when
     /// the recording ended).
     Recording { samples: Vec<i16>, last: bool },
+    /// A key pressed on the leg's phone (RFC 4733 or SIP INFO), to pass on.
+    Digit(char),
 }
 
 /// One outbound call to a seat.
@@ -214,6 +216,7 @@ impl SeatLeg {
                     Some(MediaEvent::RecordedStereo(samples)) => {
                         return LegEvent::Recording { samples, last: true };
                     }
+                    Some(MediaEvent::Digit(d)) => return LegEvent::Digit(d),
                     _ => {}
                 },
             }
@@ -269,8 +272,12 @@ impl SeatLeg {
                     .await
                     .ok();
             }
-            DialogState::Info(_, _, handle) => {
+            DialogState::Info(_, req, handle) => {
                 handle.reply(StatusCode::OK).await.ok();
+                let content_type = headers::content_type(&req);
+                if let Some(d) = crate::media::dtmf::parse_info_body(&content_type, &req.body) {
+                    return Some(LegEvent::Digit(d));
+                }
             }
             DialogState::Refer(_, _, handle)
             | DialogState::Notify(_, _, handle)

@@ -58,6 +58,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
+    pub shared: SharedConfig,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -399,6 +400,18 @@ pub struct StoreConfig {
     pub max_pending: usize,
 }
 
+/// `[shared]`: seats and queues shared between hotline nodes on Redis.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedConfig {
+    /// `redis://host:port/db`; empty keeps the ACD state in this process.
+    /// The `REDIS_URL` environment variable overrides it.
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel, so several clusters (or
+    /// tests) can use one Redis.
+    pub key_prefix: String,
+}
+
 /// `[shutdown]`: draining on SIGTERM.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -421,6 +434,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             shutdown: ShutdownConfig::default(),
+            shared: SharedConfig::default(),
         }
     }
 }
@@ -587,6 +601,15 @@ impl Default for StoreConfig {
             database_url: "sqlite://data/hotline.db".into(),
             batch_size: 64,
             max_pending: 100_000,
+        }
+    }
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        SharedConfig {
+            redis_url: String::new(),
+            key_prefix: "hotline:".into(),
         }
     }
 }
@@ -850,6 +873,23 @@ impl Config {
             return Err(invalid(
                 "store.max_pending",
                 "must be at least store.batch_size",
+            ));
+        }
+        let shared = &self.shared;
+        if !shared.redis_url.is_empty()
+            && !["redis://", "unix://", "redis+unix://"]
+                .iter()
+                .any(|scheme| shared.redis_url.starts_with(scheme))
+        {
+            return Err(invalid(
+                "shared.redis_url",
+                "must be empty or start with redis:// or unix:// (no TLS)",
+            ));
+        }
+        if shared.key_prefix.is_empty() || shared.key_prefix.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "shared.key_prefix",
+                "must be non-empty, without spaces, e.g. \"hotline:\"",
             ));
         }
         Ok(())

@@ -41,7 +41,7 @@ pub const SAY_PROMPTS: &[&str] = &[
 /// What a caller waiting in a queue hears besides the node's own prompts:
 /// how many callers are ahead (read as a number), and the offer to be
 /// called back with its confirmation.
-const QUEUE_PROMPTS: &[&str] = &[
+pub const QUEUE_PROMPTS: &[&str] = &[
     "digit_0",
     "digit_1",
     "digit_2",

@@ -50,6 +50,17 @@ impl TelephoneEvent {
     }
 }
 
+/// Maps a key to its DTMF event code, the inverse of [`event_to_digit`].
+pub fn digit_to_event(digit: char) -> Option<u8> {
+    match digit {
+        '0'..='9' => Some(digit as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        'A'..='D' => Some(digit as u8 - b'A' + 12),
+        _ => None,
+    }
+}
+
 /// Maps a DTMF event code to its key: 0-9, `*`, `#`, `A`-`D`; other events are not keys.
 pub fn event_to_digit(event: u8) -> Option<char> {
     match event {

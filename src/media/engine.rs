@@ -130,6 +130,7 @@ enum Command {
     StopRecording(u64),
     Bridge(u64, u64),
     Hear(u64, Vec<u64>),
+    SendDigit(u64, u8),
     Unbridge(u64),
     Close(u64, oneshot::Sender<StreamStats>),
     Shutdown,
@@ -380,6 +381,15 @@ impl StreamHandle {
         Ok(())
     }
 
+    /// Sends a key press to the peer as RFC 4733 telephone-events (when
+    /// the peer negotiated them), in place of audio for the press's 100 ms.
+    /// Presses sent while one is playing follow it in order.
+    pub fn send_digit(&self, digit: char) {
+        if let Some(event) = crate::media::dtmf::digit_to_event(digit) {
+            self.command(|id| Command::SendDigit(id, event));
+        }
+    }
+
     /// Parts this stream from everything: it hears nobody and nobody hears
     /// it.
     pub fn unbridge(&self) {
@@ -458,6 +468,18 @@ impl Playing {
     }
 }
 
+/// A key press being sent as telephone-events.
+struct DtmfOut {
+    event: u8,
+    /// Packets sent so far (ticks since it started).
+    sent: u32,
+}
+
+/// Ticks a sent key press lasts (100 ms), then its end packet goes three
+/// times (RFC 4733 §2.5.1.4).
+const DTMF_TICKS: u32 = 5;
+const DTMF_END_COPIES: u32 = 3;
+
 struct Recording {
     samples: Vec<i16>,
     max: usize,
@@ -499,6 +521,9 @@ struct Stream {
     /// Whether this stream hears or is heard by another, so its audio must
     /// be decoded each tick.
     mixed: bool,
+    /// Key presses to send, the first one in progress.
+    dtmf_out: Option<DtmfOut>,
+    dtmf_queue: VecDeque<u8>,
     /// What this stream's peer said in the current tick, decoded.
     heard: [i16; FRAME_SAMPLES],
     /// The bridged peer's audio, encoded in this stream's law.
@@ -554,6 +579,8 @@ impl Stream {
             stereo: None,
             hears: Vec::new(),
             mixed: false,
+            dtmf_out: None,
+            dtmf_queue: VecDeque::new(),
             heard: [0; FRAME_SAMPLES],
             relay: [0; FRAME_SAMPLES],
             last_sr: None,
@@ -723,8 +750,19 @@ impl Stream {
             None => &silence,
         };
         let remote = self.config.remote_rtp;
+        if self.dtmf_out.is_none()
+            && let Some(event) = self.dtmf_queue.pop_front()
+        {
+            self.dtmf_out = Some(DtmfOut { event, sent: 0 });
+        }
         match (self.config.send, remote) {
+            (true, Some(remote)) if self.dtmf_out.is_some() && self.config.dtmf_pt.is_some() => {
+                self.send_dtmf(remote, out, counters);
+                self.was_sending = true;
+            }
             (true, Some(remote)) => {
+                // The peer cannot take telephone-events: presses are dropped.
+                self.dtmf_out = None;
                 if !self.was_sending {
                     self.packetizer.mark_next();
                 }
@@ -759,6 +797,38 @@ impl Stream {
         {
             self.timed_out = true;
             self.events.send(MediaEvent::RtpTimeout).ok();
+        }
+    }
+
+    /// One tick of a key press: growing-duration event packets, then the end
+    /// packet three times, all with the press's start timestamp; then the
+    /// audio clock jumps past the press so audio resumes in time.
+    fn send_dtmf(&mut self, remote: SocketAddr, out: &mut [u8], counters: &mut LocalCounters) {
+        let (Some(pt), Some(dtmf)) = (self.config.dtmf_pt, self.dtmf_out.as_mut()) else {
+            return;
+        };
+        if dtmf.sent == 0 {
+            self.packetizer.mark_next();
+        }
+        let end = dtmf.sent >= DTMF_TICKS;
+        let duration = (dtmf.sent.min(DTMF_TICKS - 1) + 1) * FRAME_SAMPLES as u32;
+        let flags = if end { 0x80 } else { 0 } | 10;
+        let [d0, d1] = (duration as u16).to_be_bytes();
+        let payload = [dtmf.event, flags, d0, d1];
+        dtmf.sent += 1;
+        let done = dtmf.sent >= DTMF_TICKS + DTMF_END_COPIES;
+        let audio_pt = self.packetizer.payload_type();
+        self.packetizer.set_payload_type(pt);
+        let len = self.packetizer.write(&payload, 0, out);
+        self.packetizer.set_payload_type(audio_pt);
+        if len > 0 && self.rtp.send_to(&out[..len], remote).is_ok() {
+            self.stats.packets_out += 1;
+            counters.packets_out += 1;
+        }
+        if done {
+            self.dtmf_out = None;
+            self.packetizer
+                .skip((DTMF_TICKS + DTMF_END_COPIES) * FRAME_SAMPLES as u32);
         }
     }
 
@@ -1043,6 +1113,11 @@ impl Worker {
                         self.set_hears(sb, vec![sa]);
                     }
                 }
+                Command::SendDigit(id, event) => {
+                    if let Some(stream) = self.stream(id) {
+                        stream.dtmf_queue.push_back(event);
+                    }
+                }
                 Command::Hear(id, sources) => {
                     if let Some(&slot) = self.by_id.get(&id) {
                         let slots = sources
@@ -1192,6 +1267,75 @@ mod tests {
             }
         }
         n
+    }
+
+    /// A key press goes out as RFC 4733 events: 5 packets of growing
+    /// duration and 3 end packets, one timestamp, the first marked; audio
+    /// resumes with its clock moved past the press; a receiver sees one key.
+    #[tokio::test]
+    async fn digits_are_sent_as_telephone_events() {
+        let engine = engine();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stream = engine
+            .open(OpenParams {
+                config: config(peer.local_addr().unwrap(), true),
+                events: tokio::sync::mpsc::unbounded_channel().0,
+                cname: "t".into(),
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        stream.send_digit('5');
+        peer.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let mut packets = Vec::new();
+        let end = Instant::now() + Duration::from_millis(400);
+        let mut buf = [0u8; 512];
+        while Instant::now() < end {
+            if let Ok((n, _)) = peer.recv_from(&mut buf) {
+                packets.push(
+                    crate::media::rtp::parse(&buf[..n])
+                        .map(|p| {
+                            (
+                                p.payload_type,
+                                p.marker,
+                                p.seq,
+                                p.timestamp,
+                                p.payload.to_vec(),
+                            )
+                        })
+                        .unwrap(),
+                );
+            }
+        }
+        let events: Vec<_> = packets.iter().filter(|p| p.0 == 101).collect();
+        assert_eq!(events.len(), 8, "{packets:?}");
+        let ts = events[0].3;
+        assert!(events[0].1, "the first event packet is marked");
+        assert!(events.iter().all(|p| p.3 == ts && p.4[0] == 5));
+        let ends: Vec<bool> = events.iter().map(|p| p.4[1] & 0x80 != 0).collect();
+        assert_eq!(ends, [false, false, false, false, false, true, true, true]);
+        let durations: Vec<u16> = events
+            .iter()
+            .map(|p| u16::from_be_bytes([p.4[2], p.4[3]]))
+            .collect();
+        assert_eq!(durations, [160, 320, 480, 640, 800, 800, 800, 800]);
+        let after = packets
+            .iter()
+            .skip_while(|p| p.0 != 101)
+            .find(|p| p.0 == 0)
+            .expect("audio after the press");
+        assert!(
+            after.3.wrapping_sub(ts) >= 8 * 160,
+            "audio clock moved past the press"
+        );
+        let mut detector = crate::media::dtmf::DtmfDetector::new();
+        let keys: Vec<char> = events
+            .iter()
+            .filter_map(|p| detector.on_rtp(p.3, &p.4))
+            .collect();
+        assert_eq!(keys, ['5']);
+        stream.close().await;
+        engine.shutdown();
     }
 
     #[test]

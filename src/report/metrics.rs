@@ -335,6 +335,8 @@ pub struct AcdScrape {
     pub queues: Vec<crate::acd::service::QueueView>,
     pub seats: Vec<crate::acd::service::SeatView>,
     pub totals: crate::acd::service::SeatTotals,
+    /// The shared seat state (Redis); `None` when seats are kept in memory.
+    pub shared: Option<crate::acd::service::SharedView>,
 }
 
 impl Collector for AcdScrape {
@@ -432,6 +434,23 @@ impl Collector for AcdScrape {
             "Seconds agents spent in wrap-up.",
             self.totals.wrap_up.as_secs(),
         )?;
+        if let Some(shared) = &self.shared {
+            gauge(
+                &mut e,
+                "shared_state_up",
+                "1 while seats are shared on Redis, 0 while this node routes its own alone.",
+                i64::from(shared.up),
+            )?;
+            let mut family = e.encode_descriptor(
+                "shared_seat_reservations",
+                "Seat reservations in the shared state, by result (refused: another node's call got the seat first).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, n) in [("won", shared.reserved), ("refused", shared.refused)] {
+                ConstCounter::new(n).encode(family.encode_family(&[("result", result)])?)?;
+            }
+        }
         Ok(())
     }
 }

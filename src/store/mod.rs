@@ -195,6 +195,23 @@ impl Store {
         rows.iter().map(row_to_record).collect()
     }
 
+    /// A caller's newest `limit` calls, newest first (the screen pop's
+    /// history).
+    pub async fn calls_from(
+        &self,
+        caller: &str,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM calls WHERE caller = $1 ORDER BY id DESC LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(caller.to_owned())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_record).collect()
+    }
+
     /// The newest call with this SIP Call-ID.
     pub async fn call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
         let sql =
