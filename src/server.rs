@@ -524,10 +524,12 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         reload_lock: Mutex::new(()),
     });
 
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(crate::sip::listener::run(sip, shared.clone())));
-    tasks.push(tokio::spawn(expire_registrations(shared.clone())));
-    tasks.push(tokio::spawn(sweep_recordings(shared.clone())));
+    let mut tasks = vec![
+        tokio::spawn(crate::sip::listener::run(sip, shared.clone())),
+        tokio::spawn(expire_registrations(shared.clone())),
+        tokio::spawn(sweep_recordings(shared.clone())),
+        tokio::spawn(crate::sip::keepalive::run(shared.clone())),
+    ];
     let acd_shared = shared.clone();
     let acd_stop = sip_cancel.clone();
     tasks.push(tokio::spawn(async move {

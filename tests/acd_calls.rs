@@ -122,18 +122,6 @@ impl Drop for CallerMedia {
     }
 }
 
-/// Waits until the server log contains `text`.
-fn wait_log(server: &Server, text: &str, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if server.log().contains(text) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// Stereo samples of a WAV file, split into (left, right).
 fn stereo(path: &str) -> (Vec<i16>, Vec<i16>) {
     let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -192,7 +180,7 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
         )
     };
     // baresip may register before ctrl_tcp is connected: ask the server.
-    let registered = wait_log(&server, "registered seat=1001", Duration::from_secs(10));
+    let registered = server.wait_log("registered seat=1001", Duration::from_secs(10));
     assert!(
         registered,
         "seat 1001 did not register\n{}",
@@ -210,11 +198,7 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
     let mut seq = 40_000;
     press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
 
-    let connected = wait_log(
-        &server,
-        "caller connected to agent",
-        Duration::from_secs(10),
-    );
+    let connected = server.wait_log("caller connected to agent", Duration::from_secs(10));
     assert!(
         connected,
         "the seat never answered\n{}",
@@ -262,7 +246,7 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
     // The agent hangs up: the caller stays on the line, in the survey.
     ctrl.send("hangup", None);
     assert!(
-        wait_log(&server, "agent hung up: survey", Duration::from_secs(5)),
+        server.wait_log("agent hung up: survey", Duration::from_secs(5)),
         "the caller was not sent to the survey\n{}",
         diag(&ctrl, &baresip)
     );
@@ -365,7 +349,7 @@ fn a_caller_who_gives_up_waiting_is_a_missed_call() {
     let mut seq = 40_000;
     press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
     assert!(
-        wait_log(&server, "queued queue=operator", Duration::from_secs(5)),
+        server.wait_log("queued queue=operator", Duration::from_secs(5)),
         "{}",
         server.log()
     );
@@ -432,7 +416,7 @@ fn waiting_callers_hear_their_position() {
     // later than that, so time runs from the key).
     let queued = Instant::now();
     assert!(
-        wait_log(&server, "queued queue=operator", Duration::from_secs(5)),
+        server.wait_log("queued queue=operator", Duration::from_secs(5)),
         "{}",
         server.log()
     );
@@ -511,11 +495,7 @@ fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
     let mut seq = 40_000;
     press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
     assert!(
-        wait_log(
-            &server,
-            "caller connected to agent",
-            Duration::from_secs(10)
-        ),
+        server.wait_log("caller connected to agent", Duration::from_secs(10)),
         "no seat took the call\n{}",
         diag()
     );
@@ -550,8 +530,7 @@ fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
     assert_eq!(offered, ["1002", "1003", "1004"], "{body}");
     // The caller's BYE reached the agent: its SIPp scenario completed.
     assert!(
-        wait_log(
-            &server,
+        server.wait_log(
             "seat changed seat=1004 status=Available activity=WrapUp",
             Duration::from_secs(3)
         ),
@@ -577,11 +556,7 @@ fn agent_hold_gives_the_caller_music() {
     press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
     let diag = || format!("{}--- server log ---\n{}", agent.messages(), server.log());
     assert!(
-        wait_log(
-            &server,
-            "caller connected to agent",
-            Duration::from_secs(10)
-        ),
+        server.wait_log("caller connected to agent", Duration::from_secs(10)),
         "{}",
         diag()
     );
@@ -602,7 +577,11 @@ fn agent_hold_gives_the_caller_music() {
         "agent put the caller on hold",
         "agent took the caller off hold",
     ] {
-        assert!(server.log().contains(text), "{text}?\n{}", diag());
+        assert!(
+            server.wait_log(text, Duration::from_secs(2)),
+            "{text}?\n{}",
+            diag()
+        );
     }
     let energy = |pcm: &[i16]| {
         (pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt()
@@ -631,7 +610,7 @@ fn whisper_is_heard_by_the_agent_only() {
     let server = Server::start("acd-whisper", &[MD5_ONLY]);
     let (mut agent, mut agent_ctrl, agent_rec) = baresip_seat(&server, "1001", AGENT_TONE);
     assert!(
-        wait_log(&server, "registered seat=1001", Duration::from_secs(10)),
+        server.wait_log("registered seat=1001", Duration::from_secs(10)),
         "{}",
         server.log()
     );
@@ -659,24 +638,20 @@ fn whisper_is_heard_by_the_agent_only() {
     let mut seq = 40_000;
     press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
     assert!(
-        wait_log(
-            &server,
-            "caller connected to agent",
-            Duration::from_secs(10)
-        ),
+        server.wait_log("caller connected to agent", Duration::from_secs(10)),
         "{}",
         server.log()
     );
     let (mut sup, mut sup_ctrl, sup_rec) = baresip_seat(&server, "1009", SUPERVISOR_TONE);
     assert!(
-        wait_log(&server, "registered seat=1009", Duration::from_secs(10)),
+        server.wait_log("registered seat=1009", Duration::from_secs(10)),
         "{}",
         server.log()
     );
     let (status, reply) = server.post(&format!("/api/v1/calls/{}/monitor", call.call_id), body);
     assert_eq!(status, 202, "{reply}\n{}", server.log());
     assert!(
-        wait_log(&server, "supervisor joined", Duration::from_secs(5)),
+        server.wait_log("supervisor joined", Duration::from_secs(5)),
         "{}{}",
         sup.output(),
         server.log()
@@ -750,7 +725,7 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
     let mut seq = 40_000;
     press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
     assert!(
-        wait_log(&server, "queued queue=operator", Duration::from_secs(5)),
+        server.wait_log("queued queue=operator", Duration::from_secs(5)),
         "{}",
         server.log()
     );
@@ -758,8 +733,7 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
     let asked = Instant::now();
     press(&dtmf_socket, call.server_rtp, '1', 901_000, &mut seq);
     assert!(
-        wait_log(
-            &server,
+        server.wait_log(
             "caller keeps their place for a call-back",
             Duration::from_secs(3)
         ),
@@ -768,7 +742,7 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
     );
     // The confirmation plays, then the server hangs up on the caller.
     assert!(
-        wait_log(&server, "end=callback-queued", Duration::from_secs(10)),
+        server.wait_log("end=callback-queued", Duration::from_secs(10)),
         "{}",
         server.log()
     );
@@ -795,7 +769,7 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
         )
     };
     assert!(
-        wait_log(&server, "call-back ended", Duration::from_secs(15)),
+        server.wait_log("call-back ended", Duration::from_secs(15)),
         "{}",
         diag()
     );

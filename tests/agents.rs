@@ -297,7 +297,10 @@ fn seat_added_by_api_registers_and_disabling_it_locks_it_out() {
     assert_eq!((status, v["field"].as_str()), (409, Some("id")), "{v}");
     assert_eq!(server.post("/api/v1/seats/1001/disable", "").0, 409);
     assert!(
-        server.log().contains("stored seat saved through the API"),
+        server.wait_log(
+            "stored seat saved through the API",
+            std::time::Duration::from_secs(2)
+        ),
         "{}",
         server.log()
     );

@@ -438,8 +438,10 @@ def run_once(args) -> dict:
                       "rtp_port_max": args.rtp_port_max},
             "ivr": {"flows_dir": str(flows), "main_flow": "main", "survey_flow": "survey",
                     "recordings_dir": str(rec_dir), "watch": False},
+            # keepalive_secs 0: the seats' SIPp takes only INVITEs, and the
+            # keep-alive OPTIONS would count against it as unexpected calls.
             "registrar": {"available_on_register": True, "min_expires": 60, "max_expires": 3600,
-                          "lockout_failures": 1000},
+                          "lockout_failures": 1000, "keepalive_secs": 0},
         },
         workdir=work / "server",
         log_filter=args.log_filter,

@@ -294,6 +294,12 @@ pub struct RegistrarConfig {
     pub ban_secs: u32,
     /// A seat becomes available as soon as its softphone registers.
     pub available_on_register: bool,
+    /// Seconds between OPTIONS pings to every registered phone, which keep
+    /// NAT mappings open and find phones that are gone; 0 turns them off.
+    pub keepalive_secs: u32,
+    /// Pings in a row a phone may leave unanswered before its registration
+    /// is dropped.
+    pub keepalive_failures: u32,
 }
 
 /// One `[[seat]]`.
@@ -344,6 +350,8 @@ impl Default for RegistrarConfig {
             lockout_window_secs: 60,
             ban_secs: 600,
             available_on_register: true,
+            keepalive_secs: 30,
+            keepalive_failures: 3,
         }
     }
 }
@@ -834,6 +842,12 @@ impl Config {
         }
         if r.max_contacts == 0 {
             return Err(invalid("registrar.max_contacts", "must be at least 1"));
+        }
+        if r.keepalive_secs > 0 && r.keepalive_failures == 0 {
+            return Err(invalid(
+                "registrar.keepalive_failures",
+                "must be at least 1",
+            ));
         }
         if r.lockout_failures == 0 {
             return Err(invalid("registrar.lockout_failures", "must be at least 1"));

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod headers;
+pub mod keepalive;
 pub mod listener;
 pub mod registrar;
 pub mod sdp;

@@ -157,6 +157,32 @@ impl Registrar {
             .unwrap_or_default()
     }
 
+    /// Every live binding, for keep-alive pings.
+    pub fn all_bindings(&self, now: Instant) -> Vec<(String, Binding)> {
+        self.bindings
+            .iter()
+            .flat_map(|(seat, list)| {
+                list.iter()
+                    .filter(|b| b.expires_at > now)
+                    .map(|b| (seat.clone(), b.clone()))
+            })
+            .collect()
+    }
+
+    /// Drops one contact of a seat (its phone stopped answering); true when
+    /// the seat has no binding left.
+    pub fn drop_binding(&mut self, seat: &str, contact: &str) -> bool {
+        let Some(list) = self.bindings.get_mut(seat) else {
+            return false;
+        };
+        list.retain(|b| b.contact != contact);
+        let empty = list.is_empty();
+        if empty {
+            self.bindings.remove(seat);
+        }
+        empty
+    }
+
     /// Drops expired bindings, nonces, failure counts and bans; returns the
     /// seats left with no binding.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {

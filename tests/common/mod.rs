@@ -195,6 +195,21 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the log contains `text` (lines reach it through a pipe,
+    /// a little after the server acts).
+    pub fn wait_log(&self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log().contains(text) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// GET a path; returns (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         http(self.http, "GET", path, "")
