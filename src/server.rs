@@ -529,6 +529,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tokio::spawn(expire_registrations(shared.clone())),
         tokio::spawn(sweep_recordings(shared.clone())),
         tokio::spawn(crate::sip::keepalive::run(shared.clone())),
+        tokio::spawn(crate::acd::audit::run(shared.clone(), writer_stop.clone())),
     ];
     let acd_shared = shared.clone();
     let acd_stop = sip_cancel.clone();

@@ -371,6 +371,33 @@ fn agent_buttons_change_the_board_and_the_seat_log() {
         let time = c["time"].as_str().unwrap();
         assert!(time.len() >= 20 && time.contains('T'), "RFC 3339 time: {c}");
     }
+    // The same changes reach the store's durable seat log (written once a
+    // second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let stored = loop {
+        let (status, v) = json_of(server.get("/api/v1/seats/1001/history"));
+        assert_eq!(status, 200, "{v}");
+        let rows = v["changes"].as_array().unwrap().clone();
+        if rows.len() >= 4 || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let seen_stored: Vec<(String, String)> = stored
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen_stored, want, "{stored:?}");
+    let last_at = stored[3]["at"].as_i64().unwrap();
+    let (_, v) = json_of(server.get(&format!("/api/v1/seats/1001/history?since={last_at}")));
+    assert_eq!(v["changes"].as_array().unwrap().len(), 1, "{v}");
+    let (status, v) = json_of(server.get("/api/v1/seats/1001/history?since=yesterday"));
+    assert_eq!((status, v["field"].as_str()), (400, Some("since")), "{v}");
     let (status, v) = json_of(server.get("/api/v1/seat-log?limit=2"));
     assert_eq!(status, 200, "{v}");
     let changes = v["changes"].as_array().unwrap();

@@ -7,6 +7,7 @@
 //! talks to Redis for it. The registrar, the call actors and the bridge
 //! build on them.
 
+pub mod audit;
 pub mod events;
 pub mod redis;
 pub mod router;

@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/api/v1/seats/{id}/break", post(take_break))
         .route("/api/v1/seats/{id}/wrap-up-done", post(wrap_up_done))
         .route("/api/v1/seats/{id}/log", get(seat_log_of))
+        .route("/api/v1/seats/{id}/history", get(history))
         .route("/api/v1/seat-log", get(seat_log))
         .route("/api/v1/queues", get(queues))
         .route("/api/v1/missed-calls", get(missed_calls))
@@ -470,6 +471,34 @@ async fn seat_log_of(
         "changes": log_entries(mine.into_iter().skip(skip)),
     }))
     .into_response())
+}
+
+/// The durable seat log from the store (survives restarts), oldest first:
+/// `?since=<unix ms>&limit=N`.
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    entry(&shared, &id)?;
+    let query = query.unwrap_or_default();
+    let others: Vec<&str> = query
+        .split('&')
+        .filter(|kv| !kv.starts_with("since="))
+        .collect();
+    let limit = parse_limit(Some(&others.join("&")))?;
+    let since = match query.split('&').find_map(|kv| kv.strip_prefix("since=")) {
+        None => 0,
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| ApiError::field("since", "must be Unix milliseconds"))?,
+    };
+    let rows = shared
+        .store
+        .seat_log(&id, since, limit)
+        .await
+        .map_err(|e| ApiError::status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok(Json(json!({ "seat": id, "changes": rows })).into_response())
 }
 
 async fn queues(State(shared): State<Arc<Shared>>) -> Response {
