@@ -462,10 +462,11 @@ fn waiting_callers_hear_their_position() {
 /// busy (486) and is left alone; 1003 rings without answering, so after the
 /// ring time the caller goes back to the head of the queue and 1003, having
 /// missed once with `max_misses = 1`, goes on break; 1004 answers and the
-/// caller is bridged to it. The caller's hang-up ends the agent leg.
+/// caller is bridged to it. The caller's hang-up ends the agent leg. The
+/// queue has recording switched off.
 #[test]
 fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
-    let queues = "name = \"operator\"\nring_secs = 2\nmax_misses = 1\nwrap_up_secs = 3\n\
+    let queues = "name = \"operator\"\nring_secs = 2\nmax_misses = 1\nwrap_up_secs = 3\nrecord = false\n\
                   [[queue]]\nname = \"emergency\"\n[[queue]]\nname = \"general\"\n\
                   [[queue]]\nname = \"enterprise\"\n\
                   [[queue]]\nname = \"mongolian\"\nlanguage = \"mn\"\n";
@@ -514,6 +515,8 @@ fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
 
     let record = server.call_record(&call.call_id);
     assert_eq!(record["seat"], "1004", "{record}\n{}", diag());
+    // This queue does not record.
+    assert!(record["call_recording"].is_null(), "{record}");
     // The offers, in order, in the seat log.
     let (_, body) = server.get("/api/v1/seat-log?limit=100");
     let log: serde_json::Value = serde_json::from_str(&body).unwrap();
