@@ -934,3 +934,56 @@ fn seat_events_pop_the_callers_details_on_offer() {
         events.all()
     );
 }
+
+/// Overflow and longest wait on live calls. The operator queue here needs
+/// the emergency skill, which seat 1004 lacks: a caller waits there 2 s,
+/// overflows to `general` (enterprise skill, which 1004 has) and is
+/// answered by 1004. A second caller, with 1004 busy, reaches `general`'s
+/// longest wait and is let go.
+#[test]
+fn callers_overflow_to_another_queue_and_leave_at_the_longest_wait() {
+    let queues = "name = \"operator\"\nskills = { emergency = 1 }\noverflow_secs = 2\noverflow_queue = \"general\"\n\
+                  [[queue]]\nname = \"general\"\nskills = { enterprise = 1 }\nmax_wait_secs = 3\n\
+                  [[queue]]\nname = \"emergency\"\n[[queue]]\nname = \"enterprise\"\n\
+                  [[queue]]\nname = \"mongolian\"\nlanguage = \"mn\"\n";
+    let server = Server::start("acd-overflow", &[MD5_ONLY, ("[queue]", queues)]);
+    let _seat = SippSeat::start(&server, "1004", Answer::Answers, 1);
+    let dial = || {
+        let port = free_udp_port(2);
+        let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
+        let dtmf_socket = rtp.try_clone().unwrap();
+        let media = CallerMedia::start(rtp, call.server_rtp);
+        (call, media, dtmf_socket)
+    };
+    let (first, first_media, first_dtmf) = dial();
+    let (second, second_media, second_dtmf) = dial();
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(&first_dtmf, first.server_rtp, '0', 900_000, &mut seq);
+    assert!(
+        server.wait_log("caller connected to agent", Duration::from_secs(8)),
+        "{}",
+        server.log()
+    );
+    press(&second_dtmf, second.server_rtp, '0', 900_000, &mut seq);
+    // 2 s in operator, then 3 s in general: let go at about 5 s.
+    assert!(
+        server.wait_log("end=queue-max-wait", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    first.bye();
+    drop((first_media, second_media));
+
+    let answered = server.call_record(&first.call_id);
+    assert_eq!(answered["seat"], "1004", "{answered}");
+    assert_eq!(answered["queue"], "general", "overflowed: {answered}");
+    let left = server.call_record(&second.call_id);
+    assert_eq!(left["end_reason"], "queue-max-wait", "{left}");
+    assert!(left["seat"].is_null(), "{left}");
+    assert_eq!(
+        server.metric("hotline_queue_timed_out_total{queue=\"general\"}"),
+        1.0
+    );
+}

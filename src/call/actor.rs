@@ -1285,7 +1285,9 @@ impl<'a> Call<'a> {
             record.flow_hash = r.flow_hash;
             record.flow_path = r.path;
             record.final_action = r.final_action;
-            record.queue = r.queue;
+            // After an overflow the record names the queue the call ended
+            // in; the flow's choice stays in final_action.
+            record.queue = record.queue.or(r.queue);
             record.survey_score = r.survey_score;
             record.callback_requested |= r.callback_requested;
             record.recording = r.recording;
