@@ -122,6 +122,26 @@ impl Drop for CallerMedia {
     }
 }
 
+/// A caller through the real IVR: an A-law call to 12345 with its media
+/// running, and the socket it presses keys on.
+fn dial(server: &Server) -> (RawCall, CallerMedia, UdpSocket) {
+    let port = free_udp_port(2);
+    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let call = RawCall::place(server, port, "8 101", PCMA_DTMF);
+    let keys = rtp.try_clone().unwrap();
+    let media = CallerMedia::start(rtp, call.server_rtp);
+    (call, media, keys)
+}
+
+/// After the greeting (no barge-in), 0 in the language menu: the operator
+/// queue. Returns the next RTP sequence number for more keys.
+fn to_operator(keys: &UdpSocket, call: &RawCall) -> u16 {
+    std::thread::sleep(Duration::from_millis(9_000));
+    let mut seq = 40_000;
+    press(keys, call.server_rtp, '0', 900_000, &mut seq);
+    seq
+}
+
 /// Stereo samples of a WAV file, split into (left, right).
 fn stereo(path: &str) -> (Vec<i16>, Vec<i16>) {
     let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -189,14 +209,8 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
 
     // The caller: A-law, through the real main flow. After the greeting
     // (no barge-in) it presses 0 in the language menu: the operator queue.
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    let mut seq = to_operator(&dtmf_socket, &call);
 
     let connected = server.wait_log("caller connected to agent", Duration::from_secs(10));
     assert!(
@@ -340,14 +354,8 @@ fn queued_caller_talks_to_a_registered_softphone_seat() {
 #[test]
 fn a_caller_who_gives_up_waiting_is_a_missed_call() {
     let server = Server::start("acd-missed", &[]);
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    to_operator(&dtmf_socket, &call);
     assert!(
         server.wait_log("queued queue=operator", Duration::from_secs(5)),
         "{}",
@@ -404,14 +412,8 @@ fn queues_announcing(announce: u32) -> (&'static str, String) {
 fn waiting_callers_hear_their_position() {
     let (section, queues) = queues_announcing(4);
     let server = Server::start("acd-announce", &[(section, &queues)]);
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    to_operator(&dtmf_socket, &call);
     // The key's last event packet queues the call (the log may be written
     // later than that, so time runs from the key).
     let queued = Instant::now();
@@ -487,14 +489,8 @@ fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
         )
     };
 
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    to_operator(&dtmf_socket, &call);
     assert!(
         server.wait_log("caller connected to agent", Duration::from_secs(10)),
         "no seat took the call\n{}",
@@ -549,14 +545,8 @@ fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
 fn agent_hold_gives_the_caller_music() {
     let server = Server::start("acd-hold", &[MD5_ONLY]);
     let agent = SippSeat::start(&server, "1005", Answer::AnswersAndHolds, 1);
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    to_operator(&dtmf_socket, &call);
     let diag = || format!("{}--- server log ---\n{}", agent.messages(), server.log());
     assert!(
         server.wait_log("caller connected to agent", Duration::from_secs(10)),
@@ -617,11 +607,7 @@ fn whisper_is_heard_by_the_agent_only() {
         "{}",
         server.log()
     );
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
+    let (call, media, dtmf_socket) = dial(&server);
 
     // Nobody else waits now; a call before the agent is connected is
     // refused.
@@ -637,9 +623,7 @@ fn whisper_is_heard_by_the_agent_only() {
     assert_eq!(status, 400, "{reply}");
     assert!(reply.contains("\"mode\""), "{reply}");
 
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    to_operator(&dtmf_socket, &call);
     assert!(
         server.wait_log("caller connected to agent", Duration::from_secs(10)),
         "{}",
@@ -719,14 +703,8 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
         &[MD5_ONLY, (section, &queues), ("[trunk]", &trunk)],
     );
     let phone = SippSeat::answering("citizen", phone_port, Answer::AnswersThenHangsUp, 1);
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    let mut seq = to_operator(&dtmf_socket, &call);
     assert!(
         server.wait_log("queued queue=operator", Duration::from_secs(5)),
         "{}",
@@ -894,14 +872,8 @@ fn seat_events_pop_the_callers_details_on_offer() {
         .unwrap_or_else(|| panic!("no state change: {:?}\n{}", events.all(), server.log()));
     assert_eq!(state["status"], "available", "{state}");
 
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-    let dtmf_socket = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(&dtmf_socket, call.server_rtp, '0', 900_000, &mut seq);
+    let (call, media, dtmf_socket) = dial(&server);
+    to_operator(&dtmf_socket, &call);
     let offer = events
         .wait("offered", Duration::from_secs(5))
         .unwrap_or_else(|| panic!("no offer: {:?}\n{}", events.all(), server.log()));
@@ -948,16 +920,8 @@ fn callers_overflow_to_another_queue_and_leave_at_the_longest_wait() {
                   [[queue]]\nname = \"mongolian\"\nlanguage = \"mn\"\n";
     let server = Server::start("acd-overflow", &[MD5_ONLY, ("[queue]", queues)]);
     let _seat = SippSeat::start(&server, "1004", Answer::Answers, 1);
-    let dial = || {
-        let port = free_udp_port(2);
-        let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-        let call = RawCall::place(&server, port, "8 101", PCMA_DTMF);
-        let dtmf_socket = rtp.try_clone().unwrap();
-        let media = CallerMedia::start(rtp, call.server_rtp);
-        (call, media, dtmf_socket)
-    };
-    let (first, first_media, first_dtmf) = dial();
-    let (second, second_media, second_dtmf) = dial();
+    let (first, first_media, first_dtmf) = dial(&server);
+    let (second, second_media, second_dtmf) = dial(&server);
     std::thread::sleep(Duration::from_millis(9_000));
     let mut seq = 40_000;
     press(&first_dtmf, first.server_rtp, '0', 900_000, &mut seq);

@@ -165,14 +165,20 @@ async fn get_call(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    Ok(Json(find_call(&shared, &id).await?).into_response())
+}
+
+/// A call record by the caller's SIP Call-ID: 400 for a bad id, 404 when
+/// there is none, 503 when the database is away.
+async fn find_call(shared: &Shared, id: &str) -> Result<crate::call::record::CallRecord, ApiError> {
     if id.is_empty() || id.len() > 512 {
         return Err(ApiError::field(
             "id",
             "must be a SIP Call-ID of 1 to 512 characters",
         ));
     }
-    match shared.store.call(&id).await {
-        Ok(Some(call)) => Ok(Json(call).into_response()),
+    match shared.store.call(id).await {
+        Ok(Some(call)) => Ok(call),
         Ok(None) => Err(ApiError::status(
             StatusCode::NOT_FOUND,
             format!("no call with Call-ID {id:?}"),
@@ -190,27 +196,7 @@ async fn get_recording(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if id.is_empty() || id.len() > 512 {
-        return Err(ApiError::field(
-            "id",
-            "must be a SIP Call-ID of 1 to 512 characters",
-        ));
-    }
-    let call = match shared.store.call(&id).await {
-        Ok(Some(call)) => call,
-        Ok(None) => {
-            return Err(ApiError::status(
-                StatusCode::NOT_FOUND,
-                format!("no call with Call-ID {id:?}"),
-            ));
-        }
-        Err(e) => {
-            return Err(ApiError::status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                e.to_string(),
-            ));
-        }
-    };
+    let call = find_call(&shared, &id).await?;
     let gone = || {
         ApiError::status(
             StatusCode::NOT_FOUND,
