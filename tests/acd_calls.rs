@@ -911,7 +911,7 @@ fn seat_events_pop_the_callers_details_on_offer() {
 /// the emergency skill, which seat 1004 lacks: a caller waits there 2 s,
 /// overflows to `general` (enterprise skill, which 1004 has) and is
 /// answered by 1004. A second caller, with 1004 busy, reaches `general`'s
-/// longest wait and is let go.
+/// longest wait, hears that all agents are busy, and is let go.
 #[test]
 fn callers_overflow_to_another_queue_and_leave_at_the_longest_wait() {
     let queues = "name = \"operator\"\nskills = { emergency = 1 }\noverflow_secs = 2\noverflow_queue = \"general\"\n\
@@ -930,12 +930,21 @@ fn callers_overflow_to_another_queue_and_leave_at_the_longest_wait() {
         "{}",
         server.log()
     );
+    let pressed = Instant::now();
     press(&second_dtmf, second.server_rtp, '0', 900_000, &mut seq);
-    // 2 s in operator, then 3 s in general: let go at about 5 s.
+    // 2 s in operator, then 3 s in general: told at about 5 s that all
+    // agents are busy, then let go.
     assert!(
-        server.wait_log("end=queue-max-wait", Duration::from_secs(10)),
+        server.wait_log("end=queue-max-wait", Duration::from_secs(20)),
         "{}",
         server.log()
+    );
+    let heard = second_media.heard_between(pressed, Instant::now());
+    let (at, corr) = locate(&envelope(&heard), "queue_timeout", 2.0);
+    assert!(
+        corr > 0.8 && (4.0..8.0).contains(&(at as f64 / 50.0)),
+        "the busy message: r = {corr:.2} at {:.1} s",
+        at as f64 / 50.0
     );
     first.bye();
     drop((first_media, second_media));

@@ -24,6 +24,7 @@ const PROMPTS: &[&str] = &[
     // What a queue node plays besides its own prompts.
     "callback_offer",
     "callback_confirm",
+    "queue_timeout",
 ];
 
 /// Prompts a `say` node needs.

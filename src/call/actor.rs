@@ -404,6 +404,9 @@ impl<'a> Call<'a> {
                         Some(MediaEvent::PlaybackDone(CALLBACK_CONFIRM)) if self.callback_confirming => {
                             return self.hand_over_for_callback();
                         }
+                        Some(MediaEvent::PlaybackDone(QUEUE_TIMEOUT)) => {
+                            return self.hang_up(End::QueueMaxWait);
+                        }
                         Some(MediaEvent::PlaybackDone(id)) => self.with_ivr(|ivr, s| ivr.playback_done(id, s)),
                         Some(MediaEvent::Recorded(samples)) => match (&mut self.ivr, &self.stream) {
                             (Some(ivr), Some(stream)) => ivr.recorded(samples, stream).await,
@@ -577,7 +580,15 @@ impl<'a> Call<'a> {
             }
             QueueEvent::MaxWait => {
                 tracing::info!("longest queue wait reached");
-                return Some(self.hang_up(End::QueueMaxWait));
+                // The ACD has let the place go; ringing seats stop.
+                if let Some(q) = self.queue.take() {
+                    self.shared.acd.leave(q.id);
+                }
+                for leg in std::mem::take(&mut self.ringing) {
+                    leg.close(self.shared).await;
+                }
+                // "All agents are busy", then goodbye.
+                self.play_system_prompt("queue_timeout", QUEUE_TIMEOUT);
             }
         }
         None
@@ -934,23 +945,27 @@ impl<'a> Call<'a> {
 
     /// "We have your number and will call you back", then the caller goes.
     fn confirm_callback(&mut self) {
-        let Some(stream) = &self.stream else { return };
-        let flows = self.flows.clone();
-        let language = self
-            .record
-            .language
-            .clone()
-            .unwrap_or_else(|| self.config.ivr.default_language.clone());
-        let prompt = flows.prompts.resolve(
-            &language,
-            &self.config.ivr.default_language,
-            "callback_confirm",
-        );
         tracing::info!("caller keeps their place for a call-back");
         self.callback_confirming = true;
         self.record.callback_requested = true;
+        self.play_system_prompt("callback_confirm", CALLBACK_CONFIRM);
+    }
+
+    /// Plays one of the queue's own prompts, in the caller's language, as
+    /// playlist `id`. A missing prompt plays as an empty list, whose end
+    /// is reported at once, so what waits for it goes on.
+    fn play_system_prompt(&self, name: &str, id: u64) {
+        let Some(stream) = &self.stream else { return };
+        let language = match &self.ivr {
+            Some(ivr) => ivr.language().to_owned(),
+            None => self.config.ivr.default_language.clone(),
+        };
+        let prompt = self
+            .flows
+            .prompts
+            .resolve(&language, &self.config.ivr.default_language, name);
         stream.play(crate::media::engine::Playlist {
-            id: CALLBACK_CONFIRM,
+            id,
             prompts: prompt.into_iter().collect(),
             loop_from: None,
         });
@@ -1337,6 +1352,8 @@ impl Call<'_> {
 /// The playlist id of the call-back confirmation (IVR playlists count up
 /// from 1).
 const CALLBACK_CONFIRM: u64 = u64::MAX - 1;
+/// The playlist id of "all agents are busy" at the longest wait.
+const QUEUE_TIMEOUT: u64 = u64::MAX - 2;
 
 /// The next ACD event, or never when the call is not queued.
 async fn recv_queue(queue: &mut Option<Queued>) -> Option<QueueEvent> {

@@ -60,6 +60,7 @@ pub const QUEUE_PROMPTS: &[&str] = &[
     "queue_position_after",
     "callback_offer",
     "callback_confirm",
+    "queue_timeout",
 ];
 
 /// Prompts the interpreter plays on its own for a node type, beyond those
@@ -1029,6 +1030,7 @@ nodes:
             "order_not_found",
             "callback_offer",
             "callback_confirm",
+            "queue_timeout",
         ];
         index.usable.insert(
             "cmn".into(),
