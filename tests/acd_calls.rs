@@ -467,7 +467,7 @@ fn waiting_callers_hear_their_position() {
 /// caller is bridged to it. The caller's hang-up ends the agent leg. The
 /// queue has recording switched off.
 #[test]
-fn busy_and_silent_seats_are_skipped_and_the_next_one_answers() {
+fn busy_and_silent_seats_are_passed_over_and_the_next_one_answers() {
     let queues = "name = \"operator\"\nring_secs = 2\nmax_misses = 1\nwrap_up_secs = 3\nrecord = false\n\
                   [[queue]]\nname = \"emergency\"\n[[queue]]\nname = \"general\"\n\
                   [[queue]]\nname = \"enterprise\"\n\
