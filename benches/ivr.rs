@@ -114,7 +114,7 @@ fn generate(dir: &Path, flows: usize, nodes: usize) {
     let prompts = dir.join("prompts/cmn");
     std::fs::create_dir_all(&prompts).unwrap();
     let wav = std::fs::read("ivr-flows/prompts/cmn/beep.wav").unwrap();
-    let queue_prompts = hotline::ivr::validate::QUEUE_PROMPTS.iter().copied();
+    let queue_prompts = hotline::ivr::validate::queue_prompts();
     for name in ["p", "invalid", "no_input", "hold_music"]
         .into_iter()
         .chain(queue_prompts)

@@ -38,42 +38,31 @@ pub const SAY_PROMPTS: &[&str] = &[
     "queue_position_after",
 ];
 
-/// What a caller waiting in a queue hears besides the node's own prompts:
-/// how many callers are ahead (read as a number), and the offer to be
-/// called back with its confirmation.
-pub const QUEUE_PROMPTS: &[&str] = &[
-    "digit_0",
-    "digit_1",
-    "digit_2",
-    "digit_3",
-    "digit_4",
-    "digit_5",
-    "digit_6",
-    "digit_7",
-    "digit_8",
-    "digit_9",
-    "ten",
-    "hundred",
-    "thousand",
-    "ten_thousand",
-    "queue_position_before",
-    "queue_position_after",
-    "callback_offer",
-    "callback_confirm",
-    "queue_timeout",
-];
+/// What only a waiting caller hears: the offer to be called back, its
+/// confirmation, and the message at the queue's longest wait.
+pub const QUEUE_EXTRA_PROMPTS: &[&str] = &["callback_offer", "callback_confirm", "queue_timeout"];
+
+/// Everything a queue plays besides the node's own prompts: "N callers
+/// ahead" (the say prompts without the clock words) and the extras.
+pub fn queue_prompts() -> impl Iterator<Item = &'static str> {
+    SAY_PROMPTS
+        .iter()
+        .copied()
+        .filter(|p| !matches!(*p, "hour" | "minute"))
+        .chain(QUEUE_EXTRA_PROMPTS.iter().copied())
+}
 
 /// Prompts the interpreter plays on its own for a node type, beyond those
 /// named in the node.
-fn implicit_prompts(kind: &NodeKind) -> &'static [&'static str] {
+fn implicit_prompts(kind: &NodeKind) -> Vec<&'static str> {
     match kind {
-        NodeKind::Say(_) => SAY_PROMPTS,
-        NodeKind::Queue(_) => QUEUE_PROMPTS,
+        NodeKind::Say(_) => SAY_PROMPTS.to_vec(),
+        NodeKind::Queue(_) => queue_prompts().collect(),
         // The tone before a voice message.
-        NodeKind::Record(_) => &["beep"],
+        NodeKind::Record(_) => vec!["beep"],
         // Status codes vary; intro and not-found are always needed.
-        NodeKind::LookupOrder(_) => &["order_status_intro", "order_not_found"],
-        _ => &[],
+        NodeKind::LookupOrder(_) => vec!["order_status_intro", "order_not_found"],
+        _ => vec![],
     }
 }
 
@@ -544,7 +533,7 @@ impl<'a> Checker<'a> {
                 }
                 self.broken(pos, name, &mut broken_reported);
             }
-            let mut needed: Vec<&str> = implicit_prompts(kind).to_vec();
+            let mut needed: Vec<&str> = implicit_prompts(kind);
             let hold = self.known.ctx.hold_prompt.clone();
             if matches!(kind, NodeKind::Queue(_)) && !hold_checked {
                 hold_checked = true;
@@ -557,8 +546,7 @@ impl<'a> Checker<'a> {
                 needed.push(&hold);
             }
             let missing: Vec<&str> = implicit_prompts(kind)
-                .iter()
-                .copied()
+                .into_iter()
                 .filter(|p| !self.known.prompts.exists(&lang, p))
                 .collect();
             if !missing.is_empty() {
@@ -1028,9 +1016,6 @@ nodes:
             "beep",
             "order_status_intro",
             "order_not_found",
-            "callback_offer",
-            "callback_confirm",
-            "queue_timeout",
         ];
         index.usable.insert(
             "cmn".into(),
@@ -1038,6 +1023,7 @@ nodes:
                 .iter()
                 .chain(&extra)
                 .chain(SAY_PROMPTS)
+                .chain(QUEUE_EXTRA_PROMPTS)
                 .map(|s| s.to_string())
                 .collect(),
         );
