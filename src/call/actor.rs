@@ -27,7 +27,7 @@ use rsipstack::dialog::DialogId;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::sip::{Header, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -1059,11 +1059,7 @@ impl<'a> Call<'a> {
             | DialogState::Notify(_, _, handle)
             | DialogState::Message(_, _, handle)
             | DialogState::Publish(_, _, handle) => {
-                let allow = vec![Header::Allow(headers::ALLOW.into())];
-                handle
-                    .respond(StatusCode::MethodNotAllowed, Some(allow), None)
-                    .await
-                    .ok();
+                super::in_dialog::refuse_method(&handle).await;
             }
             DialogState::Terminated(_, reason) => return Some(self.terminated(reason)),
             _ => {}
@@ -1129,47 +1125,27 @@ impl<'a> Call<'a> {
             }
             self.refreshed_at = Instant::now();
         }
-        let has_sdp = !req.body.iter().all(u8::is_ascii_whitespace);
-        if has_sdp {
-            match sdp::parse(&req.body).and_then(|o| sdp::answer(&o)) {
-                Ok(n) => {
-                    tracing::info!(direction = ?n.remote_direction, "media renegotiated");
-                    self.local.version += 1;
-                    self.apply_media(n);
-                }
-                Err(e) => {
-                    let warning = headers::other("Warning", format!("305 hotline \"{e}\""));
-                    handle
-                        .respond(StatusCode::NotAcceptableHere, Some(vec![warning]), None)
-                        .await
-                        .ok();
-                    return;
-                }
-            }
+        if super::in_dialog::has_offer(&req) {
+            let Some(n) = super::in_dialog::accept_offer(&req, &handle).await else {
+                return;
+            };
+            tracing::info!(direction = ?n.remote_direction, "media renegotiated");
+            self.local.version += 1;
+            self.apply_media(n);
         }
-        // A re-INVITE always gets our current SDP; an UPDATE only when it
-        // carried an offer (RFC 3311).
-        let body = match (&self.negotiated, has_sdp || req.method == Method::Invite) {
-            (Some(n), true) => {
-                extra.push(Header::ContentType("application/sdp".into()));
-                Some(sdp::answer_text(&self.local, n).into_bytes())
-            }
-            _ => None,
-        };
-        handle.respond(StatusCode::OK, Some(extra), body).await.ok();
+        super::in_dialog::answer_modify(
+            &req,
+            &handle,
+            extra,
+            &self.local,
+            self.negotiated.as_ref(),
+        )
+        .await;
     }
 
     fn apply_media(&mut self, n: Negotiated) {
         if let Some(stream) = &self.stream {
-            stream.update(StreamConfig {
-                law: n.law,
-                payload_type: n.payload_type,
-                dtmf_pt: n.dtmf_pt,
-                remote_rtp: n.remote_rtp,
-                remote_rtcp: n.remote_rtcp,
-                send: n.local_direction.sends(),
-                expect_rtp: n.remote_direction.sends(),
-            });
+            stream.update(super::in_dialog::stream_config(&n));
         }
         self.negotiated = Some(n);
     }

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod callback;
 pub mod control;
+pub mod in_dialog;
 pub mod ivr;
 pub mod record;
 pub mod recording;

@@ -11,11 +11,11 @@ use crate::media::g711::Law;
 use crate::server::Shared;
 use crate::sip::headers::{self, capabilities};
 use crate::sip::registrar::Binding;
-use crate::sip::sdp::{self, Direction, LocalAudio, Negotiated};
+use crate::sip::sdp::{self, LocalAudio, Negotiated};
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
-use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::sip::{Header, Request, StatusCode};
 use std::net::{IpAddr, SocketAddr};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
@@ -283,11 +283,7 @@ impl SeatLeg {
             | DialogState::Notify(_, _, handle)
             | DialogState::Message(_, _, handle)
             | DialogState::Publish(_, _, handle) => {
-                let allow = vec![Header::Allow(headers::ALLOW.into())];
-                handle
-                    .respond(StatusCode::MethodNotAllowed, Some(allow), None)
-                    .await
-                    .ok();
+                super::in_dialog::refuse_method(&handle).await;
             }
             DialogState::Terminated(_, reason) => {
                 // Before the answer the INVITE's own outcome reports.
@@ -306,54 +302,33 @@ impl SeatLeg {
 
     /// re-INVITE or UPDATE from the softphone: hold, unhold, new address.
     async fn on_modify(&mut self, req: Request, handle: TransactionHandle) -> Option<LegEvent> {
-        let has_sdp = !req.body.iter().all(u8::is_ascii_whitespace);
         let mut event = None;
-        if has_sdp {
-            match sdp::parse(&req.body).and_then(|o| sdp::answer(&o)) {
-                Ok(n) => {
-                    // Hold is the softphone no longer wanting our audio
-                    // (sendonly or inactive).
-                    let held = !n.remote_direction.receives();
-                    if held != self.held {
-                        self.held = held;
-                        event = Some(LegEvent::Hold(held));
-                    }
-                    self.local.version += 1;
-                    self.apply(n);
-                }
-                Err(e) => {
-                    let warning = headers::other("Warning", format!("305 hotline \"{e}\""));
-                    handle
-                        .respond(StatusCode::NotAcceptableHere, Some(vec![warning]), None)
-                        .await
-                        .ok();
-                    return None;
-                }
+        if super::in_dialog::has_offer(&req) {
+            let n = super::in_dialog::accept_offer(&req, &handle).await?;
+            // Hold is the softphone no longer wanting our audio
+            // (sendonly or inactive).
+            let held = !n.remote_direction.receives();
+            if held != self.held {
+                self.held = held;
+                event = Some(LegEvent::Hold(held));
             }
+            self.local.version += 1;
+            self.apply(n);
         }
-        let mut extra = capabilities();
-        let body = match (&self.negotiated, has_sdp || req.method == Method::Invite) {
-            (Some(n), true) => {
-                extra.push(Header::ContentType("application/sdp".into()));
-                Some(sdp::answer_text(&self.local, n).into_bytes())
-            }
-            _ => None,
-        };
-        handle.respond(StatusCode::OK, Some(extra), body).await.ok();
+        super::in_dialog::answer_modify(
+            &req,
+            &handle,
+            capabilities(),
+            &self.local,
+            self.negotiated.as_ref(),
+        )
+        .await;
         event
     }
 
     fn apply(&mut self, n: Negotiated) {
         if let Some(stream) = &self.stream {
-            stream.update(StreamConfig {
-                law: n.law,
-                payload_type: n.payload_type,
-                dtmf_pt: n.dtmf_pt,
-                remote_rtp: n.remote_rtp,
-                remote_rtcp: n.remote_rtcp,
-                send: n.local_direction.sends() && n.remote_direction != Direction::Inactive,
-                expect_rtp: n.remote_direction.sends(),
-            });
+            stream.update(super::in_dialog::stream_config(&n));
         }
         self.negotiated = Some(n);
     }
