@@ -148,6 +148,8 @@ pub struct Shared {
     pub store: Store,
     /// The store's seats as last read (merged with the config's).
     pub seat_cache: SeatCache,
+    /// Trunk health from the OPTIONS checks.
+    pub trunks: Arc<crate::sip::trunks::TrunkStates>,
     reload_lock: Mutex<()>,
 }
 
@@ -521,6 +523,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         call_ended: Notify::new(),
         store,
         seat_cache: SeatCache::new(stored_seats),
+        trunks: Default::default(),
         reload_lock: Mutex::new(()),
     });
 
@@ -529,6 +532,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tokio::spawn(expire_registrations(shared.clone())),
         tokio::spawn(sweep_recordings(shared.clone())),
         tokio::spawn(crate::sip::keepalive::run(shared.clone())),
+        tokio::spawn(crate::sip::trunks::run(shared.clone())),
         tokio::spawn(crate::acd::audit::run(shared.clone(), writer_stop.clone())),
     ];
     let acd_shared = shared.clone();

@@ -8,180 +8,15 @@
 mod common;
 
 use common::baresip::*;
+use common::events::EventStream;
+use common::media::*;
 use common::seat::*;
 use common::*;
 use hotline::media::dtmf::goertzel_power;
-use hotline::media::g711::Law;
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-const PCMA_DTMF: &str =
-    "a=rtpmap:8 PCMA/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n";
-const CALLER_TONE: f32 = 600.0;
 const AGENT_TONE: f32 = 1000.0;
-
-fn tone(freq: f32, secs: f32) -> Vec<i16> {
-    (0..(8000.0 * secs) as usize)
-        .map(|n| (8000.0 * (2.0 * std::f32::consts::PI * freq * n as f32 / 8000.0).sin()) as i16)
-        .collect()
-}
-
-/// How much stronger `want` is than `other` in these samples.
-fn dominance(samples: &[i16], want: f32, other: f32) -> f32 {
-    let w = goertzel_power(samples, want, 8000.0);
-    let o = goertzel_power(samples, other, 8000.0);
-    w / o.max(1e-9)
-}
-
-/// Received audio with its arrival time.
-type Heard = Arc<Mutex<Vec<(Instant, Vec<i16>)>>>;
-
-/// The caller's media: sends an A-law tone every 20 ms and keeps what it
-/// receives, with arrival times, until stopped.
-struct CallerMedia {
-    stop: Arc<AtomicBool>,
-    heard: Heard,
-    thread: Option<std::thread::JoinHandle<u16>>,
-}
-
-impl CallerMedia {
-    fn start(socket: UdpSocket, to: SocketAddr) -> CallerMedia {
-        let stop = Arc::new(AtomicBool::new(false));
-        let heard: Heard = Arc::new(Mutex::new(Vec::new()));
-        let receiver = socket.try_clone().unwrap();
-        receiver
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        {
-            let (stop, heard) = (stop.clone(), heard.clone());
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 2048];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok((n, _)) = receiver.recv_from(&mut buf)
-                        && n > 12
-                        && buf[1] & 0x7f == 8
-                    {
-                        heard
-                            .lock()
-                            .unwrap()
-                            .push((Instant::now(), decode(8, &buf[12..n])));
-                    }
-                }
-            });
-        }
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let pcm = tone(CALLER_TONE, 1.0);
-            let mut frame = [0u8; 160];
-            let mut seq: u16 = 1;
-            let mut ts: u32 = 0;
-            let mut next = Instant::now();
-            let mut at = 0;
-            while !stop2.load(Ordering::Relaxed) {
-                Law::Alaw.encode_frame(&pcm[at..at + 160], &mut frame);
-                at = (at + 160) % pcm.len();
-                let mut p = rtp_packet(0x0060_0600, seq, ts, &frame);
-                p[1] = 8;
-                socket.send_to(&p, to).ok();
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(160);
-                next += Duration::from_millis(20);
-                if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-            }
-            seq
-        });
-        CallerMedia {
-            stop,
-            heard,
-            thread: Some(thread),
-        }
-    }
-
-    /// Audio received between two moments.
-    fn heard_between(&self, from: Instant, to: Instant) -> Vec<i16> {
-        self.heard
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(at, _)| *at >= from && *at < to)
-            .flat_map(|(_, pcm)| pcm.clone())
-            .collect()
-    }
-}
-
-impl Drop for CallerMedia {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().ok();
-        }
-    }
-}
-
-/// A caller through the real IVR: an A-law call to 12345 with its media
-/// running, and the socket it presses keys on.
-fn dial(server: &Server) -> (RawCall, CallerMedia, UdpSocket) {
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let call = RawCall::place(server, port, "8 101", PCMA_DTMF);
-    let keys = rtp.try_clone().unwrap();
-    let media = CallerMedia::start(rtp, call.server_rtp);
-    (call, media, keys)
-}
-
-/// After the greeting (no barge-in), 0 in the language menu: the operator
-/// queue. Returns the next RTP sequence number for more keys.
-fn to_operator(keys: &UdpSocket, call: &RawCall) -> u16 {
-    std::thread::sleep(Duration::from_millis(9_000));
-    let mut seq = 40_000;
-    press(keys, call.server_rtp, '0', 900_000, &mut seq);
-    seq
-}
-
-/// Stereo samples of a WAV file, split into (left, right).
-fn stereo(path: &str) -> (Vec<i16>, Vec<i16>) {
-    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let spec = reader.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (2, 8000, 16)
-    );
-    let all: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
-    let left = all.iter().step_by(2).copied().collect();
-    let right = all.iter().skip(1).step_by(2).copied().collect();
-    (left, right)
-}
-
-/// A baresip softphone registered as seat `id` (demo password), answering
-/// by itself, speaking a tone, µ-law only; with its ctrl_tcp connection and
-/// the folder where it records what it hears.
-fn baresip_seat(server: &Server, id: &str, tone_hz: f32) -> (Baresip, Ctrl, std::path::PathBuf) {
-    let mut attempts = Vec::new();
-    loop {
-        let dir = scratch(&format!("acd-seat-{id}"));
-        let mic = dir.join("tone.wav");
-        write_pcm_wav(&mic, 8000, &tone(tone_hz, 120.0));
-        let account = format!(
-            "<sip:{id}@{sip};transport=udp>;auth_pass=hotline-{id};regint=300;answermode=auto;audio_codecs=pcmu",
-            sip = server.sip
-        );
-        let (ctrl_port, rec) = write_baresip_config_with(&dir, &account, Some(&mic));
-        let mut baresip = Baresip::spawn(&dir);
-        match Ctrl::connect(ctrl_port, &mut baresip) {
-            Ok(ctrl) => return (baresip, ctrl, rec),
-            Err(e) => attempts.push(e),
-        }
-        assert!(
-            attempts.len() < 3,
-            "baresip did not start:\n{}",
-            attempts.join("\n")
-        );
-    }
-}
 
 #[test]
 fn queued_caller_talks_to_a_registered_softphone_seat() {
@@ -696,7 +531,10 @@ fn whisper_is_heard_by_the_agent_only() {
 #[test]
 fn a_queued_callback_rings_the_agent_then_the_caller() {
     let phone_port = free_udp_port(1);
-    let trunk = format!("name = \"pstn\"\nuri = \"sip:{{number}}@127.0.0.1:{phone_port}\"\n");
+    // The SIPp phone takes INVITEs only: no trunk health checks at it.
+    let trunk = format!(
+        "name = \"pstn\"\nuri = \"sip:{{number}}@127.0.0.1:{phone_port}\"\noptions_secs = 0\n"
+    );
     let (section, queues) = queues_announcing(30);
     let server = Server::start(
         "acd-callback",
@@ -782,67 +620,6 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
         server.metric("hotline_queue_waiting{queue=\"operator\"}"),
         0.0
     );
-}
-
-/// Events a WebSocket client received, collected by a background thread.
-struct EventStream {
-    events: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-impl EventStream {
-    fn connect(server: &Server, path: &str) -> EventStream {
-        let url = format!("ws://{}{path}", server.http);
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                use futures::StreamExt;
-                let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-                    .await
-                    .expect("WebSocket");
-                ready_tx.send(()).ok();
-                while let Some(Ok(msg)) = ws.next().await {
-                    if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
-                        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-                        sink.lock().unwrap().push(v);
-                    }
-                }
-            });
-        });
-        ready_rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("the WebSocket did not open");
-        EventStream { events }
-    }
-
-    /// The first event of a kind, waiting up to `limit`.
-    fn wait(&self, kind: &str, limit: Duration) -> Option<serde_json::Value> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = self
-                .events
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|v| v["event"] == kind)
-            {
-                return Some(v.clone());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn all(&self) -> Vec<serde_json::Value> {
-        self.events.lock().unwrap().clone()
-    }
 }
 
 /// The agent desktop's WebSocket: a snapshot on connect, the seat's state

@@ -25,6 +25,9 @@ const PROMPTS: &[&str] = &[
     "callback_offer",
     "callback_confirm",
     "queue_timeout",
+    // And when an agent's transfer rings or fails.
+    "transfer_wait",
+    "transfer_failed",
 ];
 
 /// Prompts a `say` node needs.

@@ -165,19 +165,6 @@ fn sipp_caller_navigates_to_the_general_queue() {
     );
 }
 
-/// Copies the shipped flows and prompts to a folder a test may edit.
-fn editable_flows(dir: &std::path::Path) -> std::path::PathBuf {
-    let flows = dir.join("flows");
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(repo("ivr-flows"))
-        .arg(&flows)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    flows
-}
-
 fn flows_hash(server: &Server) -> String {
     let (_, body) = server.get("/api/v1/flows");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -28,6 +28,18 @@ pub enum SeatEvent {
     Connected { seat: String, call_id: String },
     /// The conversation ended.
     Ended { seat: String, call_id: String },
+    /// A transfer or three-way call the seat asked for: `state` is
+    /// `ringing`, `answered`, `failed` (with `result`: `busy`,
+    /// `no-answer`, `unreachable`, `trunk-down`, ...) or `ended`.
+    Transfer {
+        seat: String,
+        call_id: String,
+        /// `blind`, `attended` or `conference`.
+        kind: String,
+        target: String,
+        state: String,
+        result: Option<String>,
+    },
     /// The seat's status or activity changed.
     State {
         seat: String,
@@ -47,6 +59,7 @@ impl SeatEvent {
             SeatEvent::Offered { seat, .. }
             | SeatEvent::Connected { seat, .. }
             | SeatEvent::Ended { seat, .. }
+            | SeatEvent::Transfer { seat, .. }
             | SeatEvent::State { seat, .. } => seat,
         }
     }

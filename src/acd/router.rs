@@ -137,6 +137,10 @@ pub enum Event {
     CallEnded { seat: SeatId },
     /// The agent finished wrap-up early.
     WrapUpDone { seat: SeatId },
+    /// An available, idle seat takes a call outside the queues (another
+    /// agent brought it into a transfer or three-way call); it is in call
+    /// until `CallEnded`.
+    Engaged { seat: SeatId, call: CallId },
 }
 
 /// Outputs.
@@ -185,6 +189,8 @@ pub enum RouterError {
     NotWaiting(CallId),
     #[error("seat {0:?} was not offered call {1}")]
     NotOffered(SeatId, CallId),
+    #[error("seat {0:?} is not available and idle")]
+    NotFree(SeatId),
 }
 
 /// Queues, seats and waiting calls of one routing domain.
@@ -400,6 +406,18 @@ impl Router {
                     }
                     self.set_activity(&seat, Activity::WrapUp, now);
                 }
+            }
+            Event::Engaged { seat, call } => {
+                let s = self
+                    .seats
+                    .get_mut(&seat)
+                    .ok_or_else(|| RouterError::NoSeat(seat.clone()))?;
+                if s.status != Status::Available || s.activity != Activity::Idle {
+                    return Err(RouterError::NotFree(seat));
+                }
+                s.call_started = Some(now);
+                s.call_queue = None;
+                self.set_activity(&seat, Activity::InCall(call), now);
             }
             Event::WrapUpDone { seat } => {
                 let s = self
@@ -1026,6 +1044,42 @@ mod tests {
         assert_eq!(withdrawn, ["1001", "1003"]);
         assert_eq!(t.r.seat("1002").unwrap().activity, Activity::InCall(7));
         assert_eq!(t.r.seat("1001").unwrap().activity, Activity::Idle);
+    }
+
+    #[test]
+    fn a_seat_brought_into_a_call_is_not_offered_queue_calls() {
+        let mut t = T::new(vec![rules("q", Strategy::LongestIdle)], &["1001", "1002"]);
+        t.available(0, "1002");
+        let engage = |t: &mut T, seat: &str| {
+            t.r.handle(
+                Event::Engaged {
+                    seat: seat.into(),
+                    call: 90,
+                },
+                t.at(1),
+            )
+        };
+        // Not logged in: refused.
+        assert_eq!(
+            engage(&mut t, "1001"),
+            Err(RouterError::NotFree("1001".into()))
+        );
+        assert_eq!(engage(&mut t, "1002"), Ok(()));
+        assert_eq!(t.r.seat("1002").unwrap().activity, Activity::InCall(90));
+        assert_eq!(
+            engage(&mut t, "1002"),
+            Err(RouterError::NotFree("1002".into()))
+        );
+        t.enqueue(2, 7, "q", 5);
+        assert!(t.offers().is_empty(), "an engaged seat is not offered");
+        // Outside a queue there is no wrap-up: idle again at once.
+        t.ev(
+            3,
+            Event::CallEnded {
+                seat: "1002".into(),
+            },
+        );
+        assert_eq!(t.offers().len(), 1);
     }
 
     #[test]

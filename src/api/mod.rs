@@ -8,8 +8,11 @@
 mod agents;
 mod events;
 mod supervise;
+mod transfer;
 
+use crate::report::metrics::TrunkScrape;
 use crate::server::Shared;
+use crate::sip::trunks::TrunkState;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +39,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/flows/{name}/stats", get(flow_stats))
         .merge(agents::routes())
         .merge(supervise::routes())
+        .merge(transfer::routes())
         .merge(events::routes())
         .fallback(not_found)
         .with_state(shared)
@@ -84,6 +88,12 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let database =
         shared.metrics.writer.healthy.load(Ordering::Relaxed) && shared.store.ping().await.is_ok();
     let draining = shared.is_draining();
+    let trunks = shared.trunks.snapshot(&shared.config.load());
+    let trunks_down: Vec<&str> = trunks
+        .iter()
+        .filter(|t| t.status.state == TrunkState::Down)
+        .map(|t| t.name.as_str())
+        .collect();
     let body = json!({
         "status": if draining { "draining" } else { "ok" },
         "draining": draining,
@@ -91,9 +101,15 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "active_calls": shared.active_calls(),
         "pending_records": shared.metrics.writer.pending.load(Ordering::Relaxed),
         "shared_state": shared.acd.shared_state().as_str(),
+        "trunks": trunks
+            .iter()
+            .map(|t| (t.name.clone(), t.status.state.as_str().into()))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
+        "trunks_down": trunks_down,
     });
     // A draining node tells its load balancer to stop sending calls. A down
     // database does not: calls are still answered and records wait in memory.
+    // Nor does a down trunk: only transfers to it fail.
     let status = if draining {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -108,7 +124,10 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        shared.metrics.render_with(Some(shared.acd.scrape())),
+        shared.metrics.render_with(vec![
+            Box::new(shared.acd.scrape()),
+            Box::new(TrunkScrape(shared.trunks.snapshot(&shared.config.load()))),
+        ]),
     )
         .into_response()
 }

@@ -81,8 +81,19 @@ async fn ask(
     command: CallCommand,
     answer: oneshot::Receiver<Result<&'static str, ControlError>>,
 ) -> Result<&'static str, ApiError> {
+    ask_within(shared, id, command, answer, Duration::from_secs(5)).await
+}
+
+/// Sends a command to the call and waits up to `limit` for its answer.
+pub(super) async fn ask_within<T>(
+    shared: &Shared,
+    id: &str,
+    command: CallCommand,
+    answer: oneshot::Receiver<Result<T, ControlError>>,
+    limit: Duration,
+) -> Result<T, ApiError> {
     shared.directory.send(id, command).map_err(refusal)?;
-    match tokio::time::timeout(Duration::from_secs(5), answer).await {
+    match tokio::time::timeout(limit, answer).await {
         Ok(Ok(result)) => result.map_err(refusal),
         // The call ended while the request was on its way.
         Ok(Err(_)) => Err(refusal(ControlError::NoCall)),
@@ -98,8 +109,15 @@ fn refusal(e: ControlError) -> ApiError {
         ControlError::NoCall => StatusCode::NOT_FOUND,
         ControlError::NotConnected
         | ControlError::NoSupervisor
-        | ControlError::OtherSupervisor(_) => StatusCode::CONFLICT,
-        ControlError::NotRegistered(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        | ControlError::OtherSupervisor(_)
+        | ControlError::TransferBusy(_)
+        | ControlError::NoTransfer
+        | ControlError::WrongStage(_)
+        | ControlError::NotPresent(_)
+        | ControlError::SeatBusy(_) => StatusCode::CONFLICT,
+        ControlError::NotRegistered(_) | ControlError::UnknownTarget(..) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ControlError::Dial(..) => StatusCode::BAD_GATEWAY,
     };
     ApiError::status(status, e.to_string())

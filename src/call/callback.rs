@@ -13,7 +13,6 @@ use crate::acd::service::QueueEvent;
 use crate::config::Config;
 use crate::server::Shared;
 use crate::sip::registrar::Binding;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -62,37 +61,12 @@ impl Outcome {
     }
 }
 
-/// Where the trunk sends a call to `number`: its URI with the number in,
-/// and the address to send the INVITE to.
+/// Where the callback trunk sends a call to `number`: its URI with the
+/// number in, and the address to send the INVITE to.
 pub async fn trunk_target(config: &Config, number: &str) -> anyhow::Result<Binding> {
-    let trunk = config
-        .trunks
-        .iter()
-        .find(|t| t.name == config.callback.trunk)
-        .ok_or_else(|| anyhow::anyhow!("no trunk {:?}", config.callback.trunk))?;
-    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
-        anyhow::bail!("{number:?} is not a number that can be called back");
-    }
-    let uri = trunk.uri.replace("{number}", number);
-    let host_port = uri
-        .split_once('@')
-        .map(|(_, rest)| rest)
-        .unwrap_or(uri.trim_start_matches("sips:").trim_start_matches("sip:"));
-    let host_port = host_port.split(';').next().unwrap_or(host_port);
-    let with_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5060")
-    };
-    let source: SocketAddr = tokio::net::lookup_host(&with_port)
+    Ok(crate::sip::trunks::route_number(config, number)
         .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{with_port} does not resolve"))?;
-    Ok(Binding {
-        contact: uri,
-        expires_at: std::time::Instant::now(),
-        source,
-    })
+        .binding)
 }
 
 /// Serves one call-back to its end and leaves its record.
@@ -269,7 +243,8 @@ async fn serve(shared: &Shared, mut job: CallbackJob) -> CallRecord {
                         stream.send_digit(d);
                     }
                 }
-                LegEvent::Hold(_) => {}
+                // Transfers are the agent's, from a queued call.
+                LegEvent::Hold(_) | LegEvent::Refer(_) => {}
             },
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::info!("the caller did not answer the call-back");
@@ -352,6 +327,8 @@ fn ring_agent(shared: &Shared, job: &CallbackJob, seat: &str) -> anyhow::Result<
             sip_addr: shared.sip_addr,
             advertise_ip: job.config.media.advertise_ip.parse().ok(),
             caller_call_id: &job.asked_on,
+            headers: Vec::new(),
+            credential: None,
         },
     )
 }
@@ -373,6 +350,8 @@ async fn call_citizen(
             sip_addr: shared.sip_addr,
             advertise_ip: job.config.media.advertise_ip.parse().ok(),
             caller_call_id: &job.asked_on,
+            headers: Vec::new(),
+            credential: None,
         },
     )
 }

@@ -1,7 +1,9 @@
-//! Requests to a call in progress from outside its actor (the supervisor
-//! API today; transfers and the agent desktop later): a directory of live
+//! Requests to a call in progress from outside its actor (supervisors,
+//! transfers and three-way calls; the agent desktop later): a directory of live
 //! calls by SIP Call-ID, each with a command channel into its actor.
 
+use crate::call::mixplan::Party;
+use crate::call::transfer::{Kind, Outcome};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -33,6 +35,44 @@ pub enum CallCommand {
     StopMonitor {
         reply: oneshot::Sender<Result<&'static str, ControlError>>,
     },
+    /// The agent brings in a third party: a blind or attended transfer, or
+    /// a three-way call. The reply comes once the target answers or fails.
+    Transfer {
+        kind: Kind,
+        target: String,
+        reply: oneshot::Sender<Result<Attempt, ControlError>>,
+    },
+    /// Completes an attended transfer: the caller goes on with the target
+    /// and the agent is free.
+    Complete {
+        reply: oneshot::Sender<Result<&'static str, ControlError>>,
+    },
+    /// Calls off the transfer in progress (ringing or consulting); the
+    /// caller is back with the agent.
+    CancelTransfer {
+        reply: oneshot::Sender<Result<&'static str, ControlError>>,
+    },
+    /// The agent leaves a three-way call; caller and target stay.
+    Leave {
+        reply: oneshot::Sender<Result<&'static str, ControlError>>,
+    },
+    /// Mutes or unmutes one party of the call for everyone else.
+    Mute {
+        party: Party,
+        muted: bool,
+        reply: oneshot::Sender<Result<&'static str, ControlError>>,
+    },
+}
+
+/// How an attempt to reach a transfer target ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    /// The final SIP status of a failed INVITE.
+    pub status: Option<u16>,
+    /// Where the caller is now: `target`, `hold` (consulting),
+    /// `agent-and-target`, `agent` or `queue`.
+    pub caller_with: &'static str,
 }
 
 /// Why a request was refused.
@@ -50,6 +90,18 @@ pub enum ControlError {
     OtherSupervisor(String),
     #[error("cannot ring seat {0}: {1}")]
     Dial(String, String),
+    #[error("a transfer to {0} is already in progress")]
+    TransferBusy(String),
+    #[error("no transfer is in progress")]
+    NoTransfer,
+    #[error("{0}")]
+    WrongStage(&'static str),
+    #[error("unknown transfer target {0:?}: {1}")]
+    UnknownTarget(String, String),
+    #[error("the {0} is not on the call")]
+    NotPresent(&'static str),
+    #[error("seat {0} is not available for another call")]
+    SeatBusy(String),
 }
 
 type Senders = Arc<Mutex<HashMap<String, UnboundedSender<CallCommand>>>>;

@@ -68,6 +68,7 @@ pub struct IvrRun {
     pub record: IvrRecord,
     /// A queue the flow sent the caller to, not yet taken up by the call.
     queue_request: Option<(String, u8)>,
+    transfer_request: Option<String>,
 }
 
 impl IvrRun {
@@ -115,6 +116,7 @@ impl IvrRun {
             answers,
             record,
             queue_request: None,
+            transfer_request: None,
         })
     }
 
@@ -223,9 +225,9 @@ impl IvrRun {
                     self.hold(&prompts, stream);
                 }
                 Action::Transfer { target, prompts } => {
-                    // Bridging to trunks comes with three-way calls; until
-                    // then the caller holds for an agent who can bring them in.
+                    // The node's prompts play while the call actor dials.
                     self.record.final_action = Some(format!("transfer:{target}"));
+                    self.transfer_request = Some(target);
                     self.hold(&prompts, stream);
                 }
                 Action::Hangup => {
@@ -241,6 +243,11 @@ impl IvrRun {
             }
         }
         request
+    }
+
+    /// The trunk or number a transfer node sends the caller to, once.
+    pub fn take_transfer_request(&mut self) -> Option<String> {
+        self.transfer_request.take()
     }
 
     /// The queue and priority the flow asked for, once.
@@ -277,6 +284,16 @@ impl IvrRun {
     /// Hold music alone, for a caller the agent put on hold.
     pub fn hold_music(&mut self, stream: &StreamHandle) {
         self.hold(&[], stream);
+    }
+
+    /// One of the hotline's own prompts (in the caller's language), then
+    /// hold music.
+    pub fn hold_after(&mut self, prompt: &str, stream: &StreamHandle) {
+        let first = PromptRef {
+            language: self.it.language().to_owned(),
+            name: prompt.to_owned(),
+        };
+        self.hold(std::slice::from_ref(&first), stream);
     }
 
     /// The node's prompts once, then hold music until an agent (or the

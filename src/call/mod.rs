@@ -8,6 +8,8 @@ pub mod callback;
 pub mod control;
 pub mod in_dialog;
 pub mod ivr;
+pub mod mixplan;
 pub mod record;
 pub mod recording;
 pub mod seat_leg;
+pub mod transfer;

@@ -59,8 +59,11 @@ pub struct CallRecord {
     pub connected_at: Option<i64>,
     #[serde(serialize_with = "rfc3339_opt")]
     pub seat_ended_at: Option<i64>,
-    /// Stereo WAV of the conversation (caller left, agent right).
+    /// Stereo WAV of the conversation (caller left; right: what the
+    /// caller heard, the agent and any party brought in).
     pub call_recording: Option<String>,
+    /// Transfers and three-way calls, in the order asked.
+    pub transfers: Vec<crate::call::transfer::Event>,
 }
 
 /// RTP figures for the call record.
@@ -90,14 +93,37 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+/// RFC 3339 text back to Unix milliseconds.
+pub fn parse_ms(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+pub(crate) fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_ms(*ms))
 }
 
-fn rfc3339_opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339_opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => s.serialize_str(&format_ms(*ms)),
         None => s.serialize_none(),
+    }
+}
+
+pub(crate) fn from_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    parse_ms(&text).ok_or_else(|| serde::de::Error::custom(format!("not RFC 3339: {text:?}")))
+}
+
+pub(crate) fn from_rfc3339_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<i64>, D::Error> {
+    match <Option<String> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) => parse_ms(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("not RFC 3339: {text:?}"))),
     }
 }
 
@@ -116,5 +142,10 @@ mod tests {
     fn times_are_rfc3339() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            parse_ms("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(parse_ms("yesterday"), None);
     }
 }

@@ -37,6 +37,10 @@ pub enum LegEvent {
     Recording { samples: Vec<i16>, last: bool },
     /// A key pressed on the leg's phone (RFC 4733 or SIP INFO), to pass on.
     Digit(char),
+    /// The softphone asked (REFER, already accepted with 202) to transfer
+    /// the caller to this target; progress goes back by
+    /// [`SeatLeg::notify_refer`].
+    Refer(String),
 }
 
 /// One outbound call to a seat.
@@ -54,6 +58,9 @@ pub struct SeatLeg {
     held: bool,
     answered: bool,
     ended: bool,
+    /// The last REFER progress NOTIFY in flight: the next NOTIFY and the
+    /// BYE wait for it, since a NOTIFY after the BYE is never sent.
+    notifying: Option<JoinHandle<()>>,
 }
 
 /// Everything needed to dial a seat.
@@ -73,6 +80,10 @@ pub struct Dial<'a> {
     /// The caller's Call-ID, sent as a header so softphones and logs can
     /// tie the legs together.
     pub caller_call_id: &'a str,
+    /// More headers for the INVITE (a trunk's P-Asserted-Identity).
+    pub headers: Vec<Header>,
+    /// Digest credentials if the far end challenges (a trunk's).
+    pub credential: Option<rsipstack::dialog::authenticate::Credential>,
 }
 
 impl SeatLeg {
@@ -139,10 +150,16 @@ impl SeatLeg {
             contact: uri(format!("sip:hotline@{ours}:{port}"))?,
             // rsipstack's default Call-ID names another product's domain.
             call_id: Some(format!("{:032x}@hotline", rand::random::<u128>())),
-            headers: Some(vec![
-                headers::other("X-Hotline-Call-ID", d.caller_call_id),
-                Header::Allow(headers::ALLOW.into()),
-            ]),
+            headers: Some(
+                [
+                    headers::other("X-Hotline-Call-ID", d.caller_call_id),
+                    Header::Allow(headers::ALLOW.into()),
+                ]
+                .into_iter()
+                .chain(d.headers)
+                .collect(),
+            ),
+            credential: d.credential,
             ..InviteOption::default()
         };
         let (state_tx, states) = shared.dialogs.new_dialog_state_channel();
@@ -162,6 +179,7 @@ impl SeatLeg {
             held: false,
             answered: false,
             ended: false,
+            notifying: None,
         })
     }
 
@@ -279,8 +297,8 @@ impl SeatLeg {
                     return Some(LegEvent::Digit(d));
                 }
             }
-            DialogState::Refer(_, _, handle)
-            | DialogState::Notify(_, _, handle)
+            DialogState::Refer(_, req, handle) => return on_refer(&req, &handle).await,
+            DialogState::Notify(_, _, handle)
             | DialogState::Message(_, _, handle)
             | DialogState::Publish(_, _, handle) => {
                 super::in_dialog::refuse_method(&handle).await;
@@ -333,6 +351,29 @@ impl SeatLeg {
         self.negotiated = Some(n);
     }
 
+    /// Tells the softphone how the transfer it asked for is going (RFC 3515
+    /// NOTIFY with a sipfrag); `done` ends the implicit subscription.
+    pub fn notify_refer(&mut self, sipfrag: String, done: bool) {
+        let dialog = self.dialog.clone();
+        let state = if done {
+            "terminated;reason=noresource"
+        } else {
+            "active;expires=60"
+        };
+        let extra = vec![
+            Header::Event("refer".into()),
+            Header::SubscriptionState(state.into()),
+            Header::ContentType("message/sipfrag;version=2.0".into()),
+        ];
+        let before = self.notifying.take();
+        self.notifying = Some(tokio::spawn(async move {
+            after(before).await;
+            if let Err(e) = dialog.notify(Some(extra), Some(sipfrag.into_bytes())).await {
+                tracing::debug!(error = %e, "REFER progress NOTIFY failed");
+            }
+        }));
+    }
+
     /// Stops ringing (CANCEL), or ends the call (BYE) once answered. Runs on
     /// by itself: a vanished softphone must not hold up the caller.
     pub fn hang_up(&mut self) {
@@ -342,7 +383,9 @@ impl SeatLeg {
         self.ended = true;
         let dialog = self.dialog.clone();
         let answered = self.answered;
+        let notifying = self.notifying.take();
         tokio::spawn(async move {
+            after(notifying).await;
             let result = if answered {
                 dialog.bye().await
             } else {
@@ -362,6 +405,38 @@ impl SeatLeg {
             Some(s) => s.close().await,
             None => StreamStats::default(),
         }
+    }
+}
+
+/// A REFER from the softphone: accepted (202) when it names a target we
+/// can dial, refused with the reason otherwise.
+async fn on_refer(req: &Request, handle: &TransactionHandle) -> Option<LegEvent> {
+    use rsipstack::sip::prelude::HeadersExt;
+    let refer_to = req.header_value("Refer-To").unwrap_or_default();
+    match super::transfer::refer_target(&refer_to) {
+        Ok(target) => {
+            handle.reply(StatusCode::Accepted).await.ok();
+            Some(LegEvent::Refer(target))
+        }
+        Err(e) => {
+            tracing::info!(%refer_to, error = %e, "REFER refused");
+            let status = match e {
+                super::transfer::ReferError::Replaces => StatusCode::NotImplemented,
+                super::transfer::ReferError::Malformed => StatusCode::BadRequest,
+            };
+            let warning = headers::other("Warning", format!("399 hotline \"{e}\""));
+            handle.respond(status, Some(vec![warning]), None).await.ok();
+            None
+        }
+    }
+}
+
+/// Waits (a little at most) for an earlier in-dialog request to go out.
+async fn after(task: Option<JoinHandle<()>>) {
+    if let Some(task) = task {
+        tokio::time::timeout(std::time::Duration::from_secs(2), task)
+            .await
+            .ok();
     }
 }
 

@@ -245,6 +245,44 @@ pub struct TrunkConfig {
     pub uri: String,
     #[serde(default)]
     pub description: String,
+    /// Digest user name for when the trunk challenges our INVITEs; given
+    /// together with `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Whose number the far end sees (see [`CallerId`]).
+    #[serde(default)]
+    pub caller_id: CallerId,
+    /// Seconds a transfer to this trunk may ring before it counts as no answer.
+    #[serde(default = "default_trunk_ring_secs")]
+    pub ring_secs: u32,
+    /// Seconds between OPTIONS health checks; 0 turns them off (the trunk's
+    /// state stays "unknown").
+    #[serde(default = "default_options_secs")]
+    pub options_secs: u32,
+}
+
+/// Who a call out through a trunk says is calling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallerId {
+    /// From is the hotline number; `P-Asserted-Identity` carries the
+    /// citizen's, so an emergency service sees who is in need.
+    #[default]
+    Pai,
+    /// From and `P-Asserted-Identity` are the citizen's number.
+    Citizen,
+    /// From is the hotline number and nothing more is said.
+    Hotline,
+}
+
+fn default_trunk_ring_secs() -> u32 {
+    30
+}
+
+fn default_options_secs() -> u32 {
+    30
 }
 
 /// `[callback]`: a waiting caller presses 1 to keep their place and hang
@@ -525,6 +563,11 @@ fn trunk(name: &str, port: u16, description: &str) -> TrunkConfig {
         name: name.into(),
         uri: format!("sip:{name}@127.0.0.1:{port}"),
         description: description.into(),
+        username: None,
+        password: None,
+        caller_id: CallerId::default(),
+        ring_secs: default_trunk_ring_secs(),
+        options_secs: default_options_secs(),
     }
 }
 
@@ -588,9 +631,8 @@ pub fn default_trunks() -> Vec<TrunkConfig> {
         trunk("gas", 5202, "Gas utility hotline"),
         trunk("heating", 5203, "Heating utility hotline"),
         TrunkConfig {
-            name: "pstn".into(),
             uri: "sip:{number}@127.0.0.1:5300".into(),
-            description: "Outside lines for call-backs to citizens".into(),
+            ..trunk("pstn", 5300, "Outside lines for call-backs to citizens")
         },
     ]
 }
@@ -799,6 +841,34 @@ impl Config {
                     format!("{:?} is not a SIP URI", t.uri),
                 ));
             }
+            // Half a credential would only show up as a refused call.
+            match (&t.username, &t.password) {
+                (Some(_), None) => {
+                    return Err(invalid(
+                        "trunk.password",
+                        format!("trunk {}: username is set, password is missing", t.name),
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "trunk.username",
+                        format!("trunk {}: password is set, username is missing", t.name),
+                    ));
+                }
+                (Some(user), Some(_)) if user.is_empty() => {
+                    return Err(invalid(
+                        "trunk.username",
+                        format!("trunk {}: must not be empty", t.name),
+                    ));
+                }
+                _ => {}
+            }
+            if t.ring_secs == 0 {
+                return Err(invalid(
+                    "trunk.ring_secs",
+                    format!("trunk {}: must be at least 1", t.name),
+                ));
+            }
         }
         let cb = &self.callback;
         if cb.offer {
@@ -930,6 +1000,44 @@ mod tests {
         assert_eq!(parsed, Config::default());
     }
 
+    /// A `[[trunk]]` list of one, with `extra` lines; call-backs off so no
+    /// `pstn` trunk is needed.
+    fn one_trunk(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "[callback]\noffer = false\n[[trunk]]\nname = \"110\"\nuri = \"sip:110@127.0.0.1:5110\"\n{extra}"
+        );
+        Config::parse(&text, Path::new("x"))
+    }
+
+    #[test]
+    fn trunk_credentials_come_in_pairs() {
+        let err = one_trunk("username = \"hotline\"").unwrap_err().to_string();
+        assert!(err.starts_with("trunk.password: trunk 110:"), "{err}");
+        let err = one_trunk("password = \"secret\"").unwrap_err().to_string();
+        assert!(err.starts_with("trunk.username: trunk 110:"), "{err}");
+        let err = one_trunk("username = \"\"\npassword = \"secret\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("trunk.username"), "{err}");
+        let c = one_trunk("username = \"hotline\"\npassword = \"secret\"").unwrap();
+        assert_eq!(c.trunks[0].username.as_deref(), Some("hotline"));
+    }
+
+    #[test]
+    fn trunk_fields_default_and_parse() {
+        let c = one_trunk("").unwrap();
+        let t = &c.trunks[0];
+        assert_eq!(t.caller_id, CallerId::Pai);
+        assert_eq!((t.ring_secs, t.options_secs), (30, 30));
+        assert_eq!((&t.username, &t.password), (&None, &None));
+        let c = one_trunk("caller_id = \"citizen\"\nring_secs = 20\noptions_secs = 0").unwrap();
+        let t = &c.trunks[0];
+        assert_eq!(t.caller_id, CallerId::Citizen);
+        assert_eq!((t.ring_secs, t.options_secs), (20, 0));
+        let err = one_trunk("caller_id = \"nobody\"").unwrap_err().to_string();
+        assert!(err.contains("caller_id"), "{err}");
+    }
+
     #[test]
     fn queues_become_router_rules() {
         let c = Config::default();
@@ -1027,6 +1135,10 @@ mod tests {
             (
                 "[[queue]]\nname = \"a\"\nskills = { x = 11 }",
                 "queue.skills",
+            ),
+            (
+                "[callback]\noffer = false\n[[trunk]]\nname = \"110\"\nuri = \"sip:110@h\"\nring_secs = 0",
+                "trunk.ring_secs",
             ),
         ];
         for (text, key) in cases {

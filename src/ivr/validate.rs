@@ -40,7 +40,14 @@ pub const SAY_PROMPTS: &[&str] = &[
 
 /// What only a waiting caller hears: the offer to be called back, its
 /// confirmation, and the message at the queue's longest wait.
-pub const QUEUE_EXTRA_PROMPTS: &[&str] = &["callback_offer", "callback_confirm", "queue_timeout"];
+pub const QUEUE_EXTRA_PROMPTS: &[&str] = &[
+    "callback_offer",
+    "callback_confirm",
+    "queue_timeout",
+    // An agent's transfer rings, or fails and brings the caller back.
+    "transfer_wait",
+    "transfer_failed",
+];
 
 /// Everything a queue plays besides the node's own prompts: "N callers
 /// ahead" (the say prompts without the clock words) and the extras.
@@ -58,6 +65,9 @@ fn implicit_prompts(kind: &NodeKind) -> Vec<&'static str> {
     match kind {
         NodeKind::Say(_) => SAY_PROMPTS.to_vec(),
         NodeKind::Queue(_) => queue_prompts().collect(),
+        // While the target rings, and if it fails (the caller then waits
+        // in a queue).
+        NodeKind::Transfer(_) => vec!["transfer_wait", "transfer_failed"],
         // The tone before a voice message.
         NodeKind::Record(_) => vec!["beep"],
         // Status codes vary; intro and not-found are always needed.

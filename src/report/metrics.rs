@@ -112,15 +112,16 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(self: &Arc<Self>) -> String {
-        self.render_with(None)
+        self.render_with(Vec::new())
     }
 
-    /// Prometheus text with the ACD's queues and seats as well.
-    pub fn render_with(self: &Arc<Self>, acd: Option<AcdScrape>) -> String {
+    /// Prometheus text with other figures as well (an [`AcdScrape`], a
+    /// [`TrunkScrape`]), rendered after the engine's.
+    pub fn render_with(self: &Arc<Self>, extra: Vec<Box<dyn Collector>>) -> String {
         let mut registry = Registry::with_prefix("hotline");
         registry.register_collector(Box::new(Scrape(self.clone())));
-        if let Some(acd) = acd {
-            registry.register_collector(Box::new(acd));
+        for collector in extra {
+            registry.register_collector(collector);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).ok();
@@ -455,6 +456,40 @@ impl Collector for AcdScrape {
     }
 }
 
+/// The configured trunks' health at one moment.
+#[derive(Debug)]
+pub struct TrunkScrape(pub Vec<crate::sip::trunks::TrunkView>);
+
+impl Collector for TrunkScrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        use crate::sip::trunks::TrunkState;
+        use prometheus_client::metrics::MetricType;
+        {
+            let mut family = e.encode_descriptor(
+                "trunk_up",
+                "1 while a trunk answers its OPTIONS checks; 0 while it is down or not checked.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for t in &self.0 {
+                let up = i64::from(t.status.state == TrunkState::Up);
+                ConstGauge::new(up).encode(family.encode_family(&[("trunk", t.name.as_str())])?)?;
+            }
+        }
+        let mut family = e.encode_descriptor(
+            "trunk_check_failures",
+            "OPTIONS checks a trunk failed (no answer, 5xx or 6xx).",
+            None,
+            MetricType::Counter,
+        )?;
+        for t in &self.0 {
+            ConstCounter::new(t.status.failures)
+                .encode(family.encode_family(&[("trunk", t.name.as_str())])?)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,5 +521,32 @@ mod tests {
             text.contains("hotline_ivr_node_left_total{flow=\"main\",node=\"menu\",via=\"1\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_trunk_health() {
+        use crate::sip::trunks::{Probe, TrunkStates};
+        let m = Arc::new(Metrics::new(
+            Default::default(),
+            Default::default(),
+            Default::default(),
+        ));
+        let states = TrunkStates::default();
+        let now = std::time::Instant::now();
+        states.observe("119", Probe::Answered(200), now);
+        for _ in 0..3 {
+            states.observe("120", Probe::NoAnswer, now);
+        }
+        let config = crate::config::Config::default();
+        let text = m.render_with(vec![Box::new(TrunkScrape(states.snapshot(&config)))]);
+        for line in [
+            "hotline_trunk_up{trunk=\"119\"} 1",
+            "hotline_trunk_up{trunk=\"120\"} 0",
+            "hotline_trunk_up{trunk=\"110\"} 0",
+            "hotline_trunk_check_failures_total{trunk=\"120\"} 3",
+            "hotline_trunk_check_failures_total{trunk=\"119\"} 0",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 }

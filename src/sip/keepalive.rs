@@ -76,17 +76,25 @@ pub async fn run(shared: Arc<Shared>) {
 
 /// One OPTIONS; true when the phone answered at all.
 async fn ping(shared: &Shared, binding: &Binding) -> bool {
-    match tokio::time::timeout(PING_TIMEOUT, send_options(shared, binding)).await {
-        Ok(Ok(answered)) => answered,
+    options(shared, binding, PING_TIMEOUT).await.is_some()
+}
+
+/// Sends one OPTIONS to `binding` (its contact as Request-URI, sent to its
+/// source address) and returns the final status, or `None` when it could
+/// not be sent or no final answer came within `limit`. Trunk health checks
+/// ([`crate::sip::trunks`]) use it too.
+pub async fn options(shared: &Shared, binding: &Binding, limit: Duration) -> Option<u16> {
+    match tokio::time::timeout(limit, send_options(shared, binding)).await {
+        Ok(Ok(status)) => status,
         Ok(Err(e)) => {
-            tracing::debug!(contact = %binding.contact, error = %e, "keep-alive not sent");
-            false
+            tracing::debug!(contact = %binding.contact, error = %e, "OPTIONS not sent");
+            None
         }
-        Err(_) => false,
+        Err(_) => None,
     }
 }
 
-async fn send_options(shared: &Shared, binding: &Binding) -> anyhow::Result<bool> {
+async fn send_options(shared: &Shared, binding: &Binding) -> anyhow::Result<Option<u16>> {
     let endpoint = shared.dialogs.endpoint.clone();
     let target = rsipstack::sip::Uri::try_from(binding.contact.as_str())
         .map_err(|e| anyhow::anyhow!("contact {:?}: {e}", binding.contact))?;
@@ -119,10 +127,11 @@ async fn send_options(shared: &Shared, binding: &Binding) -> anyhow::Result<bool
     while let Some(message) = tx.receive().await {
         if let SipMessage::Response(response) = message {
             // A provisional answer is an answer, but wait for the final.
-            if u16::from(response.status_code.clone()) >= 200 {
-                return Ok(true);
+            let status = u16::from(response.status_code.clone());
+            if status >= 200 {
+                return Ok(Some(status));
             }
         }
     }
-    Ok(false)
+    Ok(None)
 }

@@ -54,8 +54,8 @@ const COLUMNS: &str = "call_id, caller, callee, remote_addr, transport, started_
     ended_at, status, end_reason, hangup_by, codec, digits, packets_in, packets_out, octets_in, \
     octets_out, packets_lost, packets_late, jitter_ms, peer_lost, peer_jitter_ms, flow, flow_hash, \
     flow_path, final_action, queue, survey_score, callback_requested, recording, language, \
-    queued_at, seat, seat_call_id, seat_codec, connected_at, seat_ended_at, call_recording";
-const COLUMN_COUNT: usize = 38;
+    queued_at, seat, seat_call_id, seat_codec, connected_at, seat_ended_at, call_recording, transfers";
+const COLUMN_COUNT: usize = 39;
 
 impl Store {
     /// Connects and brings the schema up to date.
@@ -178,7 +178,11 @@ impl Store {
                     .bind(r.seat_codec.clone())
                     .bind(r.connected_at)
                     .bind(r.seat_ended_at)
-                    .bind(r.call_recording.clone());
+                    .bind(r.call_recording.clone())
+                    .bind(
+                        (!r.transfers.is_empty())
+                            .then(|| serde_json::to_string(&r.transfers).unwrap_or_default()),
+                    );
             }
             q.execute(&mut *tx).await?;
         }
@@ -301,6 +305,10 @@ fn row_to_record(row: &AnyRow) -> Result<CallRecord, StoreError> {
         connected_at: row.try_get("connected_at")?,
         seat_ended_at: row.try_get("seat_ended_at")?,
         call_recording: row.try_get("call_recording")?,
+        transfers: row
+            .try_get::<Option<String>, _>("transfers")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 

@@ -151,16 +151,14 @@ impl Ctrl {
 
     /// The first message matching `pred`, waiting up to `limit`.
     pub fn wait_for(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = self.messages.lock().unwrap().iter().find(|v| pred(v)) {
-                return Some(v.clone());
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::poll(limit, Duration::from_millis(20), || {
+            self.messages
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| pred(v))
+                .cloned()
+        })
     }
 
     /// The first event of a type, waiting up to `limit`.
@@ -378,4 +376,32 @@ pub fn decoded_recordings(rec: &Path) -> Vec<PathBuf> {
     });
     found.sort();
     found
+}
+
+/// A baresip softphone registered as seat `id` (demo password
+/// `hotline-<id>`), answering by itself, speaking a tone, µ-law only; with
+/// its ctrl_tcp connection and the folder where it records what it hears
+/// (see [`decoded_recordings`]).
+pub fn baresip_seat(server: &super::Server, id: &str, tone_hz: f32) -> (Baresip, Ctrl, PathBuf) {
+    let mut attempts = Vec::new();
+    loop {
+        let dir = super::scratch(&format!("seat-{id}"));
+        let mic = dir.join("tone.wav");
+        write_pcm_wav(&mic, 8000, &super::media::tone(tone_hz, 120.0));
+        let account = format!(
+            "<sip:{id}@{sip};transport=udp>;auth_pass=hotline-{id};regint=300;answermode=auto;audio_codecs=pcmu",
+            sip = server.sip
+        );
+        let (ctrl_port, rec) = write_baresip_config_with(&dir, &account, Some(&mic));
+        let mut baresip = Baresip::spawn(&dir);
+        match Ctrl::connect(ctrl_port, &mut baresip) {
+            Ok(ctrl) => return (baresip, ctrl, rec),
+            Err(e) => attempts.push(e),
+        }
+        assert!(
+            attempts.len() < 3,
+            "baresip did not start:\n{}",
+            attempts.join("\n")
+        );
+    }
 }

@@ -4,7 +4,11 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod conversation;
+pub mod events;
+pub mod media;
 pub mod seat;
+pub mod trunk;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -38,6 +42,38 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Absolute path of a file in the repository.
 pub fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Copies the shipped flows and prompts to a folder a test may edit.
+pub fn editable_flows(dir: &Path) -> PathBuf {
+    let flows = dir.join("flows");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(repo("ivr-flows"))
+        .arg(&flows)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    flows
+}
+
+/// Calls `check` every `every` until it gives a value or `limit` has
+/// passed (then `None`); it is always called at least once.
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
 }
 
 /// Fails with an install hint when a peer is missing: tests never pass silently.
@@ -198,16 +234,19 @@ impl Server {
     /// Waits until the log contains `text` (lines reach it through a pipe,
     /// a little after the server acts).
     pub fn wait_log(&self, text: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.log().contains(text) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(limit, Duration::from_millis(50), || {
+            self.log().contains(text).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Fails, showing the log, unless `text` reaches the log within `limit`.
+    pub fn expect_log(&self, text: &str, limit: Duration) {
+        assert!(
+            self.wait_log(text, limit),
+            "{text:?} not logged within {limit:?}\n{}",
+            self.log()
+        );
     }
 
     /// GET a path; returns (status, body).
@@ -421,6 +460,91 @@ pub fn sipp_to(target: SocketAddr, scenario: &str, calls: u32, extra: &[&str]) -
         stderr: String::from_utf8_lossy(&out.stderr).into(),
         dir,
     }
+}
+
+/// SIPp running a scenario in the background on a loopback port (a UAS:
+/// a trunk's far end, a seat), killed when dropped.
+pub struct SippProcess {
+    pub child: Child,
+    /// SIPp's folder: the scenario and its `-trace_*` logs.
+    pub dir: PathBuf,
+}
+
+impl SippProcess {
+    /// Writes `scenario` (XML text) to a fresh folder named after `name`
+    /// and starts SIPp on it at `127.0.0.1:port`, media on free ports,
+    /// tracing messages and errors, with `extra` arguments; returns once
+    /// SIPp holds the port.
+    pub fn start(name: &str, scenario: &str, port: u16, extra: &[&str]) -> SippProcess {
+        require("sipp", "sip-tester");
+        let dir = scratch(name);
+        std::fs::write(dir.join("scenario.xml"), scenario).unwrap();
+        let child = Command::new("sipp")
+            .current_dir(&dir)
+            .args(["-sf", "scenario.xml", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string()])
+            .args(["-mp", &free_udp_port(4).to_string()])
+            .args(["-nostdin", "-trace_msg", "-trace_err"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn sipp ({name}): {e}"));
+        // Ready once SIPp holds its port.
+        let bound = poll(Duration::from_secs(5), Duration::from_millis(20), || {
+            UdpSocket::bind(("127.0.0.1", port)).is_err().then_some(())
+        });
+        assert!(bound.is_some(), "SIPp ({name}) did not bind port {port}");
+        SippProcess { child, dir }
+    }
+
+    /// The logs SIPp wrote whose names end with one of `suffixes`, each
+    /// headed `--- <label> <file name> ---`.
+    pub fn logs(&self, label: &str, suffixes: &[&str]) -> String {
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if suffixes.iter().any(|s| name.ends_with(s)) {
+                text.push_str(&format!("--- {label} {name} ---\n"));
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    /// The SIP messages and errors SIPp logged, headed with `label`.
+    pub fn messages(&self, label: &str) -> String {
+        self.logs(label, &["_messages.log", "_errors.log"])
+    }
+}
+
+impl Drop for SippProcess {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A SIPp `<send>` of a request inside the dialog a UAS scenario answered,
+/// to the caller's Contact and From (captured as `contact` and `from`):
+/// From `from` with our tag, then `headers` (lines ending in `\n`) and
+/// `body`.
+pub fn uas_request(method: &str, cseq: u32, from: &str, headers: &str, body: &str) -> String {
+    format!(
+        r#"  <send retrans="500"><![CDATA[
+{method} [$contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: {from};tag=[pid]SIPpTag01[call_number]
+To: [$from]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+{headers}Max-Forwards: 70
+Content-Length: [len]
+
+{body}]]></send>
+"#
+    )
 }
 
 /// The SIP messages SIPp logged (`-trace_msg`).
@@ -859,4 +983,27 @@ pub fn locate(heard: &[f64], prompt: &str, secs: f64) -> (usize, f64) {
         }
     }
     best
+}
+
+/// Fails unless the first `secs` of `prompt` are heard in `pcm` (energy
+/// envelopes correlated above 0.8), within its first second if
+/// `at_start`; `context` and `diag` explain a failure. Returns where (in
+/// 20 ms frames) and how well.
+pub fn expect_prompt(
+    pcm: &[i16],
+    prompt: &str,
+    secs: f64,
+    at_start: bool,
+    context: &str,
+    diag: impl Fn() -> String,
+) -> (usize, f64) {
+    let (at, corr) = locate(&envelope(pcm), prompt, secs);
+    assert!(
+        corr > 0.8 && (!at_start || at < 50),
+        "{context}: {prompt} not heard{}: best r = {corr:.2} at {:.2} s\n{}",
+        if at_start { " at the start" } else { "" },
+        at as f64 / 50.0,
+        diag()
+    );
+    (at, corr)
 }

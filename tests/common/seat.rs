@@ -114,21 +114,16 @@ Contact: <sip:[local_ip]:[local_port];transport=[transport]>
         let sdp = format!(
             "v=0\no=seat 1 {cseq} IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\na={direction}\n"
         );
+        let request = uas_request(
+            "INVITE",
+            cseq,
+            "<sip:seat@[local_ip]:[local_port]>",
+            "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n\
+             Content-Type: application/sdp\n",
+            &sdp,
+        );
         format!(
-            r#"  <send retrans="500"><![CDATA[
-INVITE [$contact] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:seat@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-To: [$from]
-Call-ID: [call_id]
-CSeq: {cseq} INVITE
-Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-{sdp}]]></send>
-  <recv response="200" rtd="true"/>
+            r#"{request}  <recv response="200" rtd="true"/>
   <send><![CDATA[
 ACK [$contact] SIP/2.0
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -166,18 +161,7 @@ Content-Length: 0
             "{invite}{}{}  <recv request=\"ACK\"/>\n  <pause milliseconds=\"2000\"/>\n{}  <recv response=\"200\"/>\n",
             reply("180 Ringing", "[last_CSeq:]", ""),
             reply("200 OK", "[last_CSeq:]", sdp),
-            r#"  <send retrans="500"><![CDATA[
-BYE [$contact] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:peer@[local_ip]:[local_port]>;tag=[pid]SIPpTag01[call_number]
-To: [$from]
-Call-ID: [call_id]
-CSeq: 201 BYE
-Max-Forwards: 70
-Content-Length: 0
-
-]]></send>
-"#,
+            uas_request("BYE", 201, "<sip:peer@[local_ip]:[local_port]>", "", ""),
         ),
         Answer::Answers => format!(
             "{invite}{}{}  <recv request=\"ACK\"/>\n  <recv request=\"BYE\"/>\n{}",
@@ -195,14 +179,20 @@ Content-Length: 0
 pub struct SippSeat {
     pub id: String,
     pub port: u16,
-    child: Child,
-    pub dir: PathBuf,
+    /// SIPp, with its folder (scenario and logs).
+    pub sipp: SippProcess,
 }
 
 impl SippSeat {
     /// Registers `id` (password `hotline-<id>`) from a fresh port, then
     /// starts the UAS that takes `calls` INVITEs on that port.
     pub fn start(server: &Server, id: &str, answer: Answer, calls: u32) -> SippSeat {
+        SippSeat::answering(id, SippSeat::register(server, id), answer, calls)
+    }
+
+    /// Registers `id` (password `hotline-<id>`) from a fresh port, where
+    /// the server will send its INVITEs; returns the port.
+    pub fn register(server: &Server, id: &str) -> u16 {
         require("sipp", "sip-tester");
         let port = free_udp_port(1);
         let scenario = register_scenario(id, &format!("hotline-{id}"), 3600, 200, "");
@@ -213,52 +203,28 @@ impl SippSeat {
             run.describe(),
             server.log()
         );
-        SippSeat::answering(id, port, answer, calls)
+        port
     }
 
     /// A UAS on `port` that takes `calls` INVITEs, without registering (a
     /// phone behind a trunk).
     pub fn answering(id: &str, port: u16, answer: Answer, calls: u32) -> SippSeat {
-        require("sipp", "sip-tester");
-        let dir = scratch("sipp-seat");
-        std::fs::write(dir.join("seat.xml"), uas_scenario(answer)).unwrap();
-        let media = free_udp_port(4);
-        let child = Command::new("sipp")
-            .current_dir(&dir)
-            .args(["-sf", "seat.xml", "-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-p", &port.to_string(), "-mp", &media.to_string()])
-            .args(["-m", &calls.to_string(), "-nostdin", "-timeout", "60"])
-            .args(["-trace_err", "-trace_msg"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sipp seat");
+        let calls = calls.to_string();
+        let sipp = SippProcess::start(
+            "sipp-seat",
+            &uas_scenario(answer),
+            port,
+            &["-m", &calls, "-timeout", "60"],
+        );
         SippSeat {
             id: id.to_string(),
             port,
-            child,
-            dir,
+            sipp,
         }
     }
 
     /// What the seat's SIPp logged.
     pub fn messages(&self) -> String {
-        let mut text = String::new();
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.ends_with("_messages.log") || name.ends_with("_errors.log") {
-                text.push_str(&format!("--- seat {} {name} ---\n", self.id));
-                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
-            }
-        }
-        text
-    }
-}
-
-impl Drop for SippSeat {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+        self.sipp.messages(&format!("seat {}", self.id))
     }
 }

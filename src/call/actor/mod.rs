@@ -7,6 +7,8 @@
 //! "hang up now". Once answered, the call runs the main IVR flow
 //! ([`super::ivr`]) on the flow version that was current when it arrived.
 
+mod third;
+
 use super::ivr::{IvrRun, Request as IvrRequest};
 use super::record::{CallRecord, RtpSummary, now_ms};
 use super::recording::StereoWav;
@@ -33,6 +35,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use third::{Asker, TRANSFER_FAILED, Third, next_third};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -80,6 +83,8 @@ enum End {
     QueueMaxWait,
     /// The caller kept their place for a call-back and was let go.
     CallbackQueued,
+    /// The party the caller was transferred to hung up.
+    TargetBye,
     Other,
 }
 
@@ -101,6 +106,7 @@ impl End {
             End::SeatLost => "seat-lost",
             End::QueueMaxWait => "queue-max-wait",
             End::CallbackQueued => "callback-queued",
+            End::TargetBye => "target-bye",
             End::Other => "ended",
         }
     }
@@ -120,6 +126,7 @@ impl End {
                 | End::SeatLost
                 | End::QueueMaxWait
                 | End::CallbackQueued
+                | End::TargetBye
         )
     }
 }
@@ -177,6 +184,14 @@ struct Call<'a> {
     /// A supervisor listening, whispering or barging in, and how.
     supervisor: Option<SeatLeg>,
     monitor: MonitorMode,
+    /// A party the agent (or the IVR) brought in.
+    third: Option<Third>,
+    /// The agent's softphone holds the caller.
+    agent_holds: bool,
+    /// Parties nobody else hears.
+    muted: Vec<crate::call::mixplan::Party>,
+    /// Whether the caller hears hold music now.
+    caller_music: bool,
 }
 
 /// A call's place in the ACD.
@@ -298,6 +313,10 @@ impl<'a> Call<'a> {
             callback_confirming: false,
             supervisor: None,
             monitor: MonitorMode::Listen,
+            third: None,
+            agent_holds: false,
+            muted: Vec::new(),
+            caller_music: false,
             shared,
             local: LocalAudio {
                 ip: local_ip,
@@ -381,6 +400,11 @@ impl<'a> Call<'a> {
 
         loop {
             self.take_up_queue();
+            if let Some(target) = self.ivr.as_mut().and_then(IvrRun::take_transfer_request) {
+                self.start_transfer(crate::call::transfer::Kind::Blind, target, Asker::Ivr)
+                    .await;
+            }
+            let third_at = self.third_deadline().unwrap_or_else(far_future);
             let timer_due = self.timer.map(|t| t.due(self.refreshed_at.into_std()));
             let timer_at = match timer_due {
                 Some(Due::Refresh(at) | Due::Expire(at)) => Instant::from_std(at),
@@ -407,6 +431,7 @@ impl<'a> Call<'a> {
                         Some(MediaEvent::PlaybackDone(QUEUE_TIMEOUT)) => {
                             return self.hang_up(End::QueueMaxWait);
                         }
+                        Some(MediaEvent::PlaybackDone(TRANSFER_FAILED)) => IvrRequest::Continue,
                         Some(MediaEvent::PlaybackDone(id)) => self.with_ivr(|ivr, s| ivr.playback_done(id, s)),
                         Some(MediaEvent::Recorded(samples)) => match (&mut self.ivr, &self.stream) {
                             (Some(ivr), Some(stream)) => ivr.recorded(samples, stream).await,
@@ -443,6 +468,14 @@ impl<'a> Call<'a> {
                 }
                 event = next_agent(&mut self.supervisor) => {
                     self.on_supervisor(event).await;
+                }
+                event = next_third(&mut self.third) => {
+                    if let Some(end) = self.on_third(event).await {
+                        return end;
+                    }
+                }
+                _ = tokio::time::sleep_until(third_at) => {
+                    self.third_ring_timeout().await;
                 }
                 Some(command) = self.control.commands.recv() => {
                     self.on_command(command).await;
@@ -482,17 +515,8 @@ impl<'a> Call<'a> {
         let Some(stream) = &self.stream else {
             return Some(End::Other);
         };
-        let Some(mut ivr) = IvrRun::start(
-            &self.config.ivr.main_flow,
-            self.flows.clone(),
-            self.config.clone(),
-            self.shared.flow_stats.clone(),
-            self.shared.store.clone(),
-            self.shared.calendar.load_full(),
-            &self.record.call_id,
-            &self.record.caller,
-            now,
-        ) else {
+        let main = self.config.ivr.main_flow.clone();
+        let Some(mut ivr) = self.enter_flow(&main, now) else {
             tracing::error!(flow = %self.config.ivr.main_flow, "main flow missing: hanging up");
             return Some(self.hang_up(End::NoFlow));
         };
@@ -501,11 +525,32 @@ impl<'a> Call<'a> {
         (request == IvrRequest::Hangup).then(|| self.hang_up(End::FlowHangup))
     }
 
+    /// A run of `flow` for this caller, if the flow exists.
+    fn enter_flow(&self, flow: &str, now: Instant) -> Option<IvrRun> {
+        IvrRun::start(
+            flow,
+            self.flows.clone(),
+            self.config.clone(),
+            self.shared.flow_stats.clone(),
+            self.shared.store.clone(),
+            self.shared.calendar.load_full(),
+            &self.record.call_id,
+            &self.record.caller,
+            now,
+        )
+    }
+
     /// Puts the caller in the queue the flow chose, once it chose one.
     fn take_up_queue(&mut self) {
         let Some((name, priority)) = self.ivr.as_mut().and_then(IvrRun::take_queue_request) else {
             return;
         };
+        self.join_queue(&name, priority);
+    }
+
+    /// Puts the caller in a queue at `priority`.
+    fn join_queue(&mut self, name: &str, priority: u8) {
+        let name = name.to_owned();
         let Some(rules) = self.config.queues.iter().find(|q| q.name == name) else {
             // `flows check` refuses unknown queues; a flow edited past it
             // leaves the caller on hold music rather than cut off.
@@ -606,6 +651,19 @@ impl<'a> Call<'a> {
         seat: &str,
         binding: &crate::sip::registrar::Binding,
     ) -> anyhow::Result<SeatLeg> {
+        self.dial_beside(seat, binding, &self.record.caller, Vec::new(), None)
+    }
+
+    /// Sends an INVITE for a new leg whose stream opens beside the
+    /// caller's, so the two can be mixed.
+    fn dial_beside(
+        &self,
+        name: &str,
+        binding: &crate::sip::registrar::Binding,
+        from_user: &str,
+        headers: Vec<Header>,
+        credential: Option<rsipstack::dialog::authenticate::Credential>,
+    ) -> anyhow::Result<SeatLeg> {
         let stream = self
             .stream
             .as_ref()
@@ -613,13 +671,15 @@ impl<'a> Call<'a> {
         SeatLeg::dial(
             self.shared,
             Dial {
-                seat,
+                seat: name,
                 binding,
                 beside: Some(stream),
-                caller_number: &self.record.caller,
+                caller_number: from_user,
                 sip_addr: self.shared.sip_addr,
                 advertise_ip: self.config.media.advertise_ip.parse().ok(),
                 caller_call_id: &self.record.call_id,
+                headers,
+                credential,
             },
         )
     }
@@ -727,7 +787,8 @@ impl<'a> Call<'a> {
             LegEvent::Hold(_)
             | LegEvent::Ended { .. }
             | LegEvent::Recording { .. }
-            | LegEvent::Digit(_) => {}
+            | LegEvent::Digit(_)
+            | LegEvent::Refer(_) => {}
         }
     }
 
@@ -740,6 +801,8 @@ impl<'a> Call<'a> {
         if let Err(e) = stream.bridge(agent_stream) {
             tracing::error!(error = %e, "cannot bridge caller and agent");
         }
+        self.caller_music = false;
+        self.agent_holds = false;
         if self.queue.as_ref().is_some_and(|q| q.record) {
             let queue = self.queue.as_ref().map_or("", |q| q.name.as_str());
             match StereoWav::create(&self.config.ivr.recordings_dir, queue, &self.record.call_id) {
@@ -768,22 +831,27 @@ impl<'a> Call<'a> {
     /// Hold, unhold or the end of the agent's leg.
     async fn on_agent(&mut self, event: LegEvent) -> Option<End> {
         match event {
-            LegEvent::Hold(true) => {
-                tracing::info!("agent put the caller on hold");
-                if let (Some(ivr), Some(stream)) = (&mut self.ivr, &self.stream) {
-                    ivr.hold_music(stream);
+            LegEvent::Hold(held) => {
+                if held {
+                    tracing::info!("agent put the caller on hold");
+                } else {
+                    tracing::info!("agent took the caller off hold");
                 }
+                self.agent_holds = held;
+                self.apply_mix();
             }
             LegEvent::Digit(d) => {
                 if let Some(stream) = &self.stream {
                     stream.send_digit(d);
                 }
             }
-            LegEvent::Hold(false) => {
-                tracing::info!("agent took the caller off hold");
-                if let Some(stream) = &self.stream {
-                    stream.stop_playback();
-                }
+            LegEvent::Refer(target) => {
+                tracing::info!(%target, "agent's softphone asked for a transfer");
+                self.start_transfer(crate::call::transfer::Kind::Blind, target, Asker::Refer)
+                    .await;
+            }
+            LegEvent::Ended { .. } if self.third.is_some() => {
+                self.agent_left_third().await;
             }
             LegEvent::Ended { by_agent } => {
                 self.end_agent().await;
@@ -802,7 +870,12 @@ impl<'a> Call<'a> {
     async fn end_agent(&mut self) {
         self.end_supervisor().await;
         let Some(leg) = self.agent.take() else { return };
-        if let Some(stream) = &self.stream {
+        self.forget_mute(crate::call::mixplan::Party::Agent);
+        // With a third party on, the conversation (and its recording) goes
+        // on without the agent.
+        if self.third.is_none()
+            && let Some(stream) = &self.stream
+        {
             stream.stop_recording();
             stream.unbridge();
             stream.stop_playback();
@@ -822,6 +895,9 @@ impl<'a> Call<'a> {
             })
             .ok();
         leg.close(self.shared).await;
+        if self.third.is_some() {
+            self.apply_mix();
+        }
     }
 
     /// A supervisor request from the API.
@@ -843,6 +919,29 @@ impl<'a> Call<'a> {
                 };
                 reply.send(result).ok();
             }
+            CallCommand::Transfer {
+                kind,
+                target,
+                reply,
+            } => {
+                self.start_transfer(kind, target, Asker::Api(reply)).await;
+            }
+            CallCommand::Complete { reply } => {
+                reply.send(self.complete().await).ok();
+            }
+            CallCommand::CancelTransfer { reply } => {
+                reply.send(self.cancel_transfer().await).ok();
+            }
+            CallCommand::Leave { reply } => {
+                reply.send(self.leave().await).ok();
+            }
+            CallCommand::Mute {
+                party,
+                muted,
+                reply,
+            } => {
+                reply.send(self.mute(party, muted)).ok();
+            }
         }
     }
 
@@ -856,7 +955,7 @@ impl<'a> Call<'a> {
             }
             self.monitor = mode;
             if leg.answered() {
-                self.apply_monitor();
+                self.apply_mix();
             }
             tracing::info!(supervisor = %seat, ?mode, "monitor mode changed");
             return Ok("mode changed");
@@ -873,38 +972,11 @@ impl<'a> Call<'a> {
         Ok("ringing")
     }
 
-    /// Sets who hears whom for the supervisor's mode: the supervisor always
-    /// hears caller and agent; whisper adds the supervisor to what the agent
-    /// hears; barge adds them for the caller too.
-    fn apply_monitor(&self) {
-        let (Some(caller), Some(agent), Some(sup)) = (
-            self.stream.as_ref(),
-            self.agent.as_ref().and_then(SeatLeg::stream),
-            self.supervisor.as_ref().and_then(SeatLeg::stream),
-        ) else {
-            return;
-        };
-        let result = sup
-            .hear(&[caller, agent])
-            .and_then(|()| match self.monitor {
-                MonitorMode::Listen => caller.bridge(agent),
-                MonitorMode::Whisper => caller
-                    .hear(&[agent])
-                    .and_then(|()| agent.hear(&[caller, sup])),
-                MonitorMode::Barge => caller
-                    .hear(&[agent, sup])
-                    .and_then(|()| agent.hear(&[caller, sup])),
-            });
-        if let Err(e) = result {
-            tracing::error!(error = %e, "cannot mix the supervisor in");
-        }
-    }
-
     async fn on_supervisor(&mut self, event: LegEvent) {
         match event {
             LegEvent::Answered => {
                 tracing::info!(mode = ?self.monitor, "supervisor joined");
-                self.apply_monitor();
+                self.apply_mix();
             }
             LegEvent::Failed { status } => {
                 tracing::info!(status, "supervisor did not answer");
@@ -916,7 +988,10 @@ impl<'a> Call<'a> {
                 tracing::info!("supervisor left");
                 self.end_supervisor().await;
             }
-            LegEvent::Hold(_) | LegEvent::Recording { .. } | LegEvent::Digit(_) => {}
+            LegEvent::Hold(_)
+            | LegEvent::Recording { .. }
+            | LegEvent::Digit(_)
+            | LegEvent::Refer(_) => {}
         }
     }
 
@@ -925,12 +1000,8 @@ impl<'a> Call<'a> {
         let Some(leg) = self.supervisor.take() else {
             return;
         };
-        if let (Some(caller), Some(agent)) = (
-            self.stream.as_ref(),
-            self.agent.as_ref().and_then(SeatLeg::stream),
-        ) {
-            caller.bridge(agent).ok();
-        }
+        self.forget_mute(crate::call::mixplan::Party::Supervisor);
+        self.apply_mix();
         leg.close(self.shared).await;
     }
 
@@ -998,17 +1069,7 @@ impl<'a> Call<'a> {
         let Some(stream) = &self.stream else {
             return Some(self.hang_up(End::AgentBye));
         };
-        let Some(mut ivr) = IvrRun::start(
-            &survey,
-            self.flows.clone(),
-            self.config.clone(),
-            self.shared.flow_stats.clone(),
-            self.shared.store.clone(),
-            self.shared.calendar.load_full(),
-            &self.record.call_id,
-            &self.record.caller,
-            Instant::now(),
-        ) else {
+        let Some(mut ivr) = self.enter_flow(&survey, Instant::now()) else {
             return Some(self.hang_up(End::AgentBye));
         };
         tracing::info!(flow = %survey, "agent hung up: survey");
@@ -1032,6 +1093,10 @@ impl<'a> Call<'a> {
         // the other side, an extension).
         if let Some(agent) = self.agent.as_ref().and_then(SeatLeg::stream) {
             agent.send_digit(digit);
+            return IvrRequest::Continue;
+        }
+        if let Some(target) = self.talking_target() {
+            target.send_digit(digit);
             return IvrRequest::Continue;
         }
         if digit == '1' && self.may_call_back() {
@@ -1296,11 +1361,17 @@ impl Call<'_> {
         for leg in std::mem::take(&mut self.ringing) {
             leg.close(self.shared).await;
         }
+        self.end_third("caller-left").await;
         self.end_agent().await;
         if let Some(q) = self.queue.take() {
             self.shared.acd.leave(q.id);
         }
         if self.wav.is_some() {
+            // Already stopped if the agent was still on; not if the caller
+            // was with a transfer target.
+            if let Some(stream) = &self.stream {
+                stream.stop_recording();
+            }
             // The engine answers stop_recording with the last part.
             let deadline = Instant::now() + Duration::from_millis(500);
             while let Ok(Some(event)) =
