@@ -281,18 +281,6 @@ fn assert_only(c: &Conversation, who: &str, heard: &[i16], tone: f32) {
     );
 }
 
-/// The share of `pcm`'s energy that is not in these tones (a sine of
-/// amplitude A has Goertzel power (A N / 2)² and energy A² N / 2).
-fn others_share(pcm: &[i16], tones: &[f32]) -> f32 {
-    let total: f64 = pcm.iter().map(|s| f64::from(*s).powi(2)).sum();
-    let n = pcm.len() as f64;
-    let in_tones: f64 = tones
-        .iter()
-        .map(|&f| 2.0 * f64::from(power(pcm, f)) / n)
-        .sum();
-    (1.0 - in_tones / total.max(1.0)) as f32
-}
-
 /// The API refuses what it cannot do, and failed attempts leave the
 /// caller with the agent: unknown call (404), no agent yet (409), bad
 /// bodies (400), unknown target (422), a busy trunk (up by its OPTIONS

@@ -474,25 +474,17 @@ fn talk(caller: &ToneMedia, far_end: &TrunkEndpoint) -> (Vec<i16>, Vec<i16>) {
 /// A SIPp agent seat (1003) that answers, then transfers by REFER three
 /// times: to `busy` (202, NOTIFY `100 Trying`, NOTIFY with the failure
 /// ending the subscription; the call goes on), an attended transfer with
-/// Replaces (501), and to `target` (202, NOTIFY `100 Trying`, NOTIFY
+/// a Replaces that names no consult call (202, NOTIFY `481`), and to `target` (202, NOTIFY `100 Trying`, NOTIFY
 /// `200 OK`, then the server's BYE). Each NOTIFY is logged (`-trace_logs`)
 /// as `NOTIFY <sipfrag status> <subscription state>`.
 fn refer_seat_scenario(hotline: SocketAddr, busy: &str, target: &str) -> String {
     let sdp = "v=0\no=seat 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
     let reply = |status: &str, tag: bool, body: &str| {
-        let to = if tag {
-            "[last_To:];tag=[pid]SIPpTag01[call_number]"
-        } else {
-            "[last_To:]"
-        };
-        let ctype = if body.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/sdp\n"
-        };
-        format!(
-            "  <send><![CDATA[\nSIP/2.0 {status}\n[last_Via:]\n[last_From:]\n{to}\n[last_Call-ID:]\n[last_CSeq:]\n\
-             Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n{ctype}Content-Length: [len]\n\n{body}]]></send>\n"
+        uas_reply(
+            status,
+            tag.then_some("[pid]SIPpTag01[call_number]"),
+            "sip:[local_ip]:[local_port];transport=[transport]",
+            body,
         )
     };
     let refer = |cseq: u32, refer_to: &str| {
@@ -509,19 +501,8 @@ fn refer_seat_scenario(hotline: SocketAddr, busy: &str, target: &str) -> String 
             "",
         )
     };
-    let notify = |var: &str| {
-        format!(
-            r#"  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="SIP/2.0 [0-9]+" search_in="body" check_it="true" assign_to="{var}"/>
-      <ereg regexp="[a-z]+" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="{var}s"/>
-      <log message="NOTIFY [${var}] [${var}s]"/>
-    </action>
-  </recv>
-{}"#,
-            reply("200 OK", false, "")
-        )
-    };
+    let notify =
+        |var: &str| logged_notify("", var, &format!("{var}s")) + &reply("200 OK", false, "");
     let uri = |user: &str| format!("<sip:{user}@{hotline}>");
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -536,11 +517,12 @@ fn refer_seat_scenario(hotline: SocketAddr, busy: &str, target: &str) -> String 
   <pause milliseconds="1000"/>
 {to_busy}  <recv response="202"/>
 {n1}{n2}  <pause milliseconds="2000"/>
-{replaces}  <recv response="501"/>
+{replaces}  <recv response="202"/>
+{n5}
   <pause milliseconds="500"/>
 {blind}  <recv response="202"/>
 {n3}{n4}  <recv request="BYE"/>
-{bye_ok}  <Reference variables="y,n1,n1s,n2,n2s,n3,n3s,n4,n4s"/>
+{bye_ok}  <Reference variables="y,n1,n1s,n2,n2s,n3,n3s,n4,n4s,n5,n5s"/>
 </scenario>
 "#,
         ringing = reply("180 Ringing", true, ""),
@@ -555,6 +537,7 @@ fn refer_seat_scenario(hotline: SocketAddr, busy: &str, target: &str) -> String 
         blind = refer(103, &uri(target)),
         n3 = notify("n3"),
         n4 = notify("n4"),
+        n5 = notify("n5"),
         bye_ok = reply("200 OK", false, ""),
     )
 }
@@ -562,7 +545,8 @@ fn refer_seat_scenario(hotline: SocketAddr, busy: &str, target: &str) -> String 
 /// REFER signalling, exactly, with a SIPp seat (1003): a REFER to a busy
 /// 120 is accepted, followed by NOTIFY `100 Trying` and NOTIFY
 /// `486` (subscription terminated), and the caller stays with the agent;
-/// a REFER with Replaces gets 501 (the API does attended transfers); a
+/// a REFER with Replaces naming no consult call in progress is accepted
+/// and answered by NOTIFY `481`; a
 /// REFER to 119 gets NOTIFY `100 Trying`, NOTIFY `200 OK` and then the
 /// server's BYE, in that order.
 #[test]
@@ -612,8 +596,15 @@ fn refer_progress_is_reported_by_notify_and_replaces_is_refused() {
         diag()
     );
     assert!(
-        server.log().contains("REFER refused"),
-        "the REFER with Replaces was not refused\n{}",
+        notifies.contains("NOTIFY SIP/2.0 481 terminated"),
+        "the REFER with an unknown Replaces was not refused by NOTIFY 481\n{}",
+        diag()
+    );
+    assert!(
+        server
+            .log()
+            .contains("REFER with Replaces names no consult in progress"),
+        "{}",
         diag()
     );
     // The REFER to 119: progress, success, then BYE.

@@ -244,7 +244,7 @@ async fn serve(shared: &Shared, mut job: CallbackJob) -> CallRecord {
                     }
                 }
                 // Transfers are the agent's, from a queued call.
-                LegEvent::Hold(_) | LegEvent::Refer(_) => {}
+                LegEvent::Hold(_) | LegEvent::Refer(_) | LegEvent::ReferReplaces { .. } => {}
             },
             _ = tokio::time::sleep_until(deadline) => {
                 tracing::info!("the caller did not answer the call-back");

@@ -56,6 +56,9 @@ pub enum CallCommand {
     Leave {
         reply: oneshot::Sender<Result<&'static str, ControlError>>,
     },
+    /// The agent's softphone dialled a consult call through the hotline
+    /// while on this call: the call takes it as an attended transfer.
+    Consult(Box<crate::call::consult_leg::ConsultInvite>),
     /// Mutes or unmutes one party of the call for everyone else.
     Mute {
         party: Party,
@@ -106,10 +109,11 @@ pub enum ControlError {
 
 type Senders = Arc<Mutex<HashMap<String, UnboundedSender<CallCommand>>>>;
 
-/// Live calls by SIP Call-ID.
+/// Live calls by SIP Call-ID, and which call each seat is talking on.
 #[derive(Default)]
 pub struct CallDirectory {
     calls: Senders,
+    seats: Mutex<HashMap<String, String>>,
 }
 
 /// A call's entry; dropping it takes the call out of the directory.
@@ -150,6 +154,28 @@ impl CallDirectory {
         tx.send(command).map_err(|_| ControlError::NoCall)
     }
 
+    /// The seat is now talking on `call_id`.
+    pub fn seat_on_call(&self, seat: &str, call_id: &str) {
+        self.seat_map().insert(seat.to_owned(), call_id.to_owned());
+    }
+
+    /// The seat left `call_id` (a later call of the seat's is kept).
+    pub fn seat_off_call(&self, seat: &str, call_id: &str) {
+        let mut seats = self.seat_map();
+        if seats.get(seat).is_some_and(|c| c == call_id) {
+            seats.remove(seat);
+        }
+    }
+
+    /// The call a seat is talking on.
+    pub fn call_of_seat(&self, seat: &str) -> Option<String> {
+        self.seat_map().get(seat).cloned()
+    }
+
+    fn seat_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.seats.lock().expect("seat directory lock")
+    }
+
     /// How many calls are listed.
     pub fn len(&self) -> usize {
         self.calls.lock().expect("call directory lock").len()
@@ -179,6 +205,12 @@ mod tests {
         ));
         drop(listing);
         assert!(directory.is_empty());
+        directory.seat_on_call("1001", "abc@host");
+        directory.seat_on_call("1001", "def@host");
+        directory.seat_off_call("1001", "abc@host");
+        assert_eq!(directory.call_of_seat("1001").as_deref(), Some("def@host"));
+        directory.seat_off_call("1001", "def@host");
+        assert_eq!(directory.call_of_seat("1001"), None);
         let (reply, _rx) = oneshot::channel();
         assert_eq!(
             directory.send("abc@host", CallCommand::StopMonitor { reply }),

@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod callback;
+pub mod consult_leg;
 pub mod control;
 pub mod in_dialog;
 pub mod ivr;

@@ -41,6 +41,12 @@ pub enum LegEvent {
     /// the caller to this target; progress goes back by
     /// [`SeatLeg::notify_refer`].
     Refer(String),
+    /// The softphone asked (REFER with Replaces, accepted with 202) to hand
+    /// the caller to the target it consults on the dialog `replaces` names.
+    ReferReplaces {
+        target: String,
+        replaces: super::transfer::Replaces,
+    },
 }
 
 /// One outbound call to a seat.
@@ -414,18 +420,22 @@ async fn on_refer(req: &Request, handle: &TransactionHandle) -> Option<LegEvent>
     use rsipstack::sip::prelude::HeadersExt;
     let refer_to = req.header_value("Refer-To").unwrap_or_default();
     match super::transfer::refer_target(&refer_to) {
-        Ok(target) => {
+        Ok(to) => {
             handle.reply(StatusCode::Accepted).await.ok();
-            Some(LegEvent::Refer(target))
+            Some(match to {
+                super::transfer::ReferTo::Blind(target) => LegEvent::Refer(target),
+                super::transfer::ReferTo::Attended { target, replaces } => {
+                    LegEvent::ReferReplaces { target, replaces }
+                }
+            })
         }
         Err(e) => {
             tracing::info!(%refer_to, error = %e, "REFER refused");
-            let status = match e {
-                super::transfer::ReferError::Replaces => StatusCode::NotImplemented,
-                super::transfer::ReferError::Malformed => StatusCode::BadRequest,
-            };
             let warning = headers::other("Warning", format!("399 hotline \"{e}\""));
-            handle.respond(status, Some(vec![warning]), None).await.ok();
+            handle
+                .respond(StatusCode::BadRequest, Some(vec![warning]), None)
+                .await
+                .ok();
             None
         }
     }

@@ -106,7 +106,8 @@ pub struct Event {
     pub by: String,
     /// What was dialled: a trunk name, a number or a seat.
     pub target: String,
-    /// `api` or `refer` (from the softphone).
+    /// `api`, `refer` (from the softphone), `ivr` (a transfer node) or
+    /// `phone` (a consult call from the softphone not completed by REFER).
     pub via: String,
     #[serde(
         serialize_with = "crate::call::record::rfc3339",
@@ -146,15 +147,60 @@ impl Event {
     }
 }
 
-/// Reads the target from a REFER's Refer-To: the user part of its URI
-/// (`<sip:119@hotline>` → `119`). An attended transfer from a softphone
-/// carries `Replaces` in the URI's headers; that is reported apart.
-pub fn refer_target(refer_to: &str) -> Result<String, ReferError> {
-    let parsed = rsipstack::sip::event_packages::parse_refer_to(refer_to);
-    if parsed.replaces.is_some() {
-        return Err(ReferError::Replaces);
+/// What a REFER from the agent's softphone asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferTo {
+    /// Send the caller to this target (blind transfer).
+    Blind(String),
+    /// Join the caller to the target the agent is consulting on another
+    /// line, which `replaces` names (attended transfer, RFC 3891).
+    Attended { target: String, replaces: Replaces },
+}
+
+/// An RFC 3891 Replaces value: the dialog to take over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaces {
+    pub call_id: String,
+    pub to_tag: String,
+    pub from_tag: String,
+}
+
+/// Reads `call-id;to-tag=...;from-tag=...`; both tags are required.
+pub fn parse_replaces(value: &str) -> Option<Replaces> {
+    let mut parts = value.split(';').map(str::trim);
+    let call_id = parts.next().filter(|c| !c.is_empty())?.to_owned();
+    let (mut to_tag, mut from_tag) = (None, None);
+    for part in parts {
+        match part.split_once('=') {
+            Some((k, v)) if k.eq_ignore_ascii_case("to-tag") => to_tag = Some(v.to_owned()),
+            Some((k, v)) if k.eq_ignore_ascii_case("from-tag") => from_tag = Some(v.to_owned()),
+            // early-only and extensions do not change which dialog.
+            _ => {}
+        }
     }
-    let uri = parsed.uri.as_str();
+    Some(Replaces {
+        call_id,
+        to_tag: to_tag.filter(|t| !t.is_empty())?,
+        from_tag: from_tag.filter(|t| !t.is_empty())?,
+    })
+}
+
+/// Reads a REFER's Refer-To: the target is the user part of its URI
+/// (`<sip:119@hotline>` → `119`); a `Replaces` in the URI's headers makes
+/// it an attended transfer.
+pub fn refer_target(refer_to: &str) -> Result<ReferTo, ReferError> {
+    let parsed = rsipstack::sip::event_packages::parse_refer_to(refer_to);
+    let target = refer_user(&parsed.uri)?;
+    match parsed.replaces {
+        None => Ok(ReferTo::Blind(target)),
+        Some(r) => {
+            let replaces = parse_replaces(&r).ok_or(ReferError::BadReplaces)?;
+            Ok(ReferTo::Attended { target, replaces })
+        }
+    }
+}
+
+fn refer_user(uri: &str) -> Result<String, ReferError> {
     let rest = uri
         .strip_prefix("sip:")
         .or_else(|| uri.strip_prefix("sips:"))
@@ -178,8 +224,8 @@ pub fn refer_target(refer_to: &str) -> Result<String, ReferError> {
 pub enum ReferError {
     #[error("Refer-To names no target")]
     Malformed,
-    #[error("attended transfer by REFER with Replaces is not supported; use the API")]
-    Replaces,
+    #[error("Replaces needs a Call-ID, a to-tag and a from-tag")]
+    BadReplaces,
 }
 
 /// Whether a target is something agents may dial: a trunk name, a seat id,
@@ -227,21 +273,33 @@ mod tests {
 
     #[test]
     fn refer_to_names_the_target() {
-        assert_eq!(refer_target("<sip:119@127.0.0.1:5060>"), Ok("119".into()));
-        assert_eq!(refer_target("sip:water@hotline"), Ok("water".into()));
+        let blind = |t: &str| Ok(ReferTo::Blind(t.into()));
+        assert_eq!(refer_target("<sip:119@127.0.0.1:5060>"), blind("119"));
+        assert_eq!(refer_target("sip:water@hotline"), blind("water"));
         assert_eq!(
             refer_target("\"Fire\" <sip:119@10.0.0.1;transport=udp>"),
-            Ok("119".into())
+            blind("119")
         );
         assert_eq!(
             refer_target("<tel:+8613800138000>"),
-            Ok("+8613800138000".into())
+            blind("+8613800138000")
         );
         assert_eq!(refer_target("<sip:127.0.0.1>"), Err(ReferError::Malformed));
         assert_eq!(refer_target("<http://x>"), Err(ReferError::Malformed));
         assert_eq!(
             refer_target("<sip:119@h?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
-            Err(ReferError::Replaces)
+            Ok(ReferTo::Attended {
+                target: "119".into(),
+                replaces: Replaces {
+                    call_id: "abc@h".into(),
+                    to_tag: "1".into(),
+                    from_tag: "2".into(),
+                }
+            })
+        );
+        assert_eq!(
+            refer_target("<sip:119@h?Replaces=abc%40h%3Bto-tag%3D1>"),
+            Err(ReferError::BadReplaces)
         );
         assert_eq!(refer_target("<sip:a b@h>"), Err(ReferError::Malformed));
     }

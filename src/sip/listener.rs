@@ -278,15 +278,10 @@ fn on_invite(shared: &Arc<Shared>, tx: Transaction, local_addr: SocketAddr) {
         transport: headers::transport_name(tx.connection.as_ref()),
         started_at,
     };
-    if call.callee != config.sip.hotline_number {
-        return refuse(
-            shared,
-            tx,
-            call,
-            StatusCode::NotFound,
-            vec![],
-            CallResult::NotFound,
-        );
+    let consult =
+        call.callee != config.sip.hotline_number && consulting_seat(shared, &call, source);
+    if call.callee != config.sip.hotline_number && !consult {
+        return not_found(shared, tx, call);
     }
 
     let timer_req = TimerRequest::from_headers(
@@ -371,6 +366,9 @@ fn on_invite(shared: &Arc<Shared>, tx: Transaction, local_addr: SocketAddr) {
             .and_then(|s| headers::local_ip_toward(s.ip()))
             .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
     };
+    if consult {
+        return hand_consult(shared, tx, call, offer, local_ip, local_addr.port());
+    }
     shared.call_started();
     let setup = CallSetup {
         tx,
@@ -391,6 +389,68 @@ fn on_invite(shared: &Arc<Shared>, tx: Transaction, local_addr: SocketAddr) {
     tokio::spawn(actor::run(shared.clone(), setup));
 }
 
+/// Whether an INVITE to another number comes from a seat's phone while the
+/// seat talks to a caller: the agent consulting before a transfer. The
+/// source must be where the seat registered from.
+fn consulting_seat(shared: &Shared, call: &CallFacts, source: Option<SocketAddr>) -> bool {
+    let Some(source) = source else { return false };
+    if shared.directory.call_of_seat(&call.caller).is_none() {
+        return false;
+    }
+    shared
+        .registrar
+        .lock()
+        .expect("registrar lock")
+        .lookup(&call.caller, Instant::now())
+        .iter()
+        .any(|b| b.source.ip() == source.ip())
+}
+
+/// Passes a seat's consult INVITE to the call the seat is on.
+fn hand_consult(
+    shared: &Arc<Shared>,
+    tx: Transaction,
+    call: CallFacts,
+    offer: Option<sdp::Negotiated>,
+    local_ip: std::net::IpAddr,
+    contact_port: u16,
+) {
+    let Some(offer) = offer else {
+        let warning = headers::other(
+            "Warning",
+            "399 hotline \"a consult call needs an SDP offer\"",
+        );
+        return refuse(
+            shared,
+            tx,
+            call,
+            StatusCode::NotAcceptableHere,
+            vec![warning],
+            CallResult::NotAcceptable,
+        );
+    };
+    let Some(on) = shared.directory.call_of_seat(&call.caller) else {
+        return not_found(shared, tx, call);
+    };
+    tracing::info!(seat = %call.caller, target = %call.callee, caller_call = %on, "consult call from a seat");
+    let invite = crate::call::consult_leg::ConsultInvite {
+        tx,
+        seat: call.caller,
+        target: call.callee,
+        offer,
+        local_ip,
+        contact_port,
+    };
+    if let Err(e) = shared.directory.send(
+        &on,
+        crate::call::control::CallCommand::Consult(Box::new(invite)),
+    ) {
+        // The caller hung up meanwhile; the INVITE goes unanswered and
+        // times out on the phone.
+        tracing::info!(error = %e, "consult call for a call that ended");
+    }
+}
+
 struct CallFacts {
     call_id: String,
     caller: String,
@@ -398,6 +458,18 @@ struct CallFacts {
     remote_addr: String,
     transport: &'static str,
     started_at: i64,
+}
+
+/// A number nobody answers here.
+fn not_found(shared: &Arc<Shared>, tx: Transaction, call: CallFacts) {
+    refuse(
+        shared,
+        tx,
+        call,
+        StatusCode::NotFound,
+        vec![],
+        CallResult::NotFound,
+    );
 }
 
 /// Answers an INVITE with a final error and records the attempt.

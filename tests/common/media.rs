@@ -38,6 +38,18 @@ pub fn presence(pcm: &[i16], freq: f32) -> f32 {
     power(pcm, freq) / power(&tone(freq, pcm.len() as f32 / 8000.0), freq)
 }
 
+/// The share of `pcm`'s energy that is not in these tones (a sine of
+/// amplitude A has Goertzel power (A N / 2)² and energy A² N / 2).
+pub fn others_share(pcm: &[i16], tones: &[f32]) -> f32 {
+    let total: f64 = pcm.iter().map(|s| f64::from(*s).powi(2)).sum();
+    let n = pcm.len() as f64;
+    let in_tones: f64 = tones
+        .iter()
+        .map(|&f| 2.0 * f64::from(power(pcm, f)) / n)
+        .sum();
+    (1.0 - in_tones / total.max(1.0)) as f32
+}
+
 /// How much stronger a tone someone hears must be than one they must not.
 pub const CLEAR: f32 = 20.0;
 

@@ -547,6 +547,43 @@ Content-Length: [len]
     )
 }
 
+/// A SIPp `<send>` of a response to the last request a UAS scenario
+/// took: To with `to_tag` added if given (none for a request inside the
+/// dialog, which already carries it), Contact `contact` (a URI), and
+/// `body` as SDP if not empty.
+pub fn uas_reply(status: &str, to_tag: Option<&str>, contact: &str, body: &str) -> String {
+    let to = match to_tag {
+        Some(tag) => format!("[last_To:];tag={tag}"),
+        None => "[last_To:]".to_owned(),
+    };
+    let ctype = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\n"
+    };
+    format!(
+        "  <send><![CDATA[\nSIP/2.0 {status}\n[last_Via:]\n[last_From:]\n{to}\n[last_Call-ID:]\n[last_CSeq:]\n\
+         Contact: <{contact}>\n{ctype}Content-Length: [len]\n\n{body}]]></send>\n"
+    )
+}
+
+/// A SIPp `<recv>` of a NOTIFY (with `attrs`, such as ` optional="true"`)
+/// that keeps its sipfrag status line in the variable `frag` and its
+/// Subscription-State in `state`, and logs `NOTIFY <status> <state>`
+/// (`-trace_logs`).
+pub fn logged_notify(attrs: &str, frag: &str, state: &str) -> String {
+    format!(
+        r#"  <recv request="NOTIFY"{attrs}>
+    <action>
+      <ereg regexp="SIP/2.0 [0-9]+" search_in="body" check_it="true" assign_to="{frag}"/>
+      <ereg regexp="[a-z]+" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="{state}"/>
+      <log message="NOTIFY [${frag}] [${state}]"/>
+    </action>
+  </recv>
+"#
+    )
+}
+
 /// The SIP messages SIPp logged (`-trace_msg`).
 pub fn sipp_messages(run: &SippRun) -> String {
     let mut all = String::new();

@@ -35,7 +35,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use third::{Asker, TRANSFER_FAILED, Third, next_third};
+use third::{Asker, TRANSFER_FAILED, Third, next_consult, next_third};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -192,6 +192,8 @@ struct Call<'a> {
     muted: Vec<crate::call::mixplan::Party>,
     /// Whether the caller hears hold music now.
     caller_music: bool,
+    /// The agent's second line, dialled from the softphone to consult.
+    consult: Option<crate::call::consult_leg::ConsultLeg>,
 }
 
 /// A call's place in the ACD.
@@ -317,6 +319,7 @@ impl<'a> Call<'a> {
             agent_holds: false,
             muted: Vec::new(),
             caller_music: false,
+            consult: None,
             shared,
             local: LocalAudio {
                 ip: local_ip,
@@ -468,6 +471,9 @@ impl<'a> Call<'a> {
                 }
                 event = next_agent(&mut self.supervisor) => {
                     self.on_supervisor(event).await;
+                }
+                event = next_consult(&mut self.consult) => {
+                    self.on_consult_leg(event).await;
                 }
                 event = next_third(&mut self.third) => {
                     if let Some(end) = self.on_third(event).await {
@@ -788,7 +794,8 @@ impl<'a> Call<'a> {
             | LegEvent::Ended { .. }
             | LegEvent::Recording { .. }
             | LegEvent::Digit(_)
-            | LegEvent::Refer(_) => {}
+            | LegEvent::Refer(_)
+            | LegEvent::ReferReplaces { .. } => {}
         }
     }
 
@@ -818,6 +825,9 @@ impl<'a> Call<'a> {
         self.record.seat_call_id = Some(leg.call_id.clone());
         self.record.seat_codec = leg.codec().map(str::to_owned);
         self.record.connected_at = Some(now_ms());
+        self.shared
+            .directory
+            .seat_on_call(&leg.seat, &self.record.call_id);
         self.shared
             .acd
             .events
@@ -850,6 +860,10 @@ impl<'a> Call<'a> {
                 self.start_transfer(crate::call::transfer::Kind::Blind, target, Asker::Refer)
                     .await;
             }
+            LegEvent::ReferReplaces { target, replaces } => {
+                tracing::info!(%target, consult = %replaces.call_id, "REFER with Replaces from the agent's softphone");
+                self.refer_replaces(&replaces).await;
+            }
             LegEvent::Ended { .. } if self.third.is_some() => {
                 self.agent_left_third().await;
             }
@@ -871,6 +885,9 @@ impl<'a> Call<'a> {
         self.end_supervisor().await;
         let Some(leg) = self.agent.take() else { return };
         self.forget_mute(crate::call::mixplan::Party::Agent);
+        self.shared
+            .directory
+            .seat_off_call(&leg.seat, &self.record.call_id);
         // With a third party on, the conversation (and its recording) goes
         // on without the agent.
         if self.third.is_none()
@@ -942,6 +959,7 @@ impl<'a> Call<'a> {
             } => {
                 reply.send(self.mute(party, muted)).ok();
             }
+            CallCommand::Consult(invite) => self.on_consult(*invite).await,
         }
     }
 
@@ -991,7 +1009,8 @@ impl<'a> Call<'a> {
             LegEvent::Hold(_)
             | LegEvent::Recording { .. }
             | LegEvent::Digit(_)
-            | LegEvent::Refer(_) => {}
+            | LegEvent::Refer(_)
+            | LegEvent::ReferReplaces { .. } => {}
         }
     }
 
@@ -1362,6 +1381,9 @@ impl Call<'_> {
             leg.close(self.shared).await;
         }
         self.end_third("caller-left").await;
+        if let Some(consult) = self.consult.take() {
+            consult.close(self.shared).await;
+        }
         self.end_agent().await;
         if let Some(q) = self.queue.take() {
             self.shared.acd.leave(q.id);

@@ -10,10 +10,11 @@
 
 use super::{Call, End, now_ms};
 use crate::acd::events::SeatEvent;
+use crate::call::consult_leg::{ConsultInvite, ConsultLeg};
 use crate::call::control::{Attempt, ControlError};
 use crate::call::mixplan::{self, Party, Roster, TargetRole};
 use crate::call::seat_leg::{LegEvent, SeatLeg};
-use crate::call::transfer::{Event, Kind, Outcome};
+use crate::call::transfer::{Event, Kind, Outcome, Replaces};
 use crate::media::engine::StreamHandle;
 use rsipstack::sip::Header;
 use std::time::Duration;
@@ -30,6 +31,9 @@ pub(super) enum Asker {
     Refer,
     /// A transfer node of the IVR flow.
     Ivr,
+    /// The agent's softphone dialled the target on a second line (the
+    /// consult leg), which answers or fails as the target does.
+    Phone,
 }
 
 impl Asker {
@@ -38,6 +42,7 @@ impl Asker {
             Asker::Api(_) => "api",
             Asker::Refer => "refer",
             Asker::Ivr => "ivr",
+            Asker::Phone => "phone",
         }
     }
 }
@@ -185,6 +190,14 @@ impl Call<'_> {
             // The flow's target is unusable (`flows check` prevents most
             // of this): the caller waits for a person instead.
             Asker::Ivr => self.requeue(),
+            Asker::Phone => {
+                let status = match error {
+                    ControlError::UnknownTarget(..) | ControlError::NotRegistered(_) => 404,
+                    ControlError::SeatBusy(_) => 486,
+                    _ => 403,
+                };
+                self.drop_consult(status);
+            }
         }
     }
 
@@ -253,7 +266,7 @@ impl Call<'_> {
                 }
             }
             // A trunk or seat does not get to transfer our caller.
-            LegEvent::Refer(_) => {
+            LegEvent::Refer(_) | LegEvent::ReferReplaces { .. } => {
                 if let Some(t) = &mut self.third {
                     t.leg.notify_refer("SIP/2.0 603 Decline\r\n".into(), true);
                 }
@@ -335,8 +348,115 @@ impl Call<'_> {
                     agent.notify_refer(outcome.sipfrag(status), true);
                 }
             }
+            Asker::Phone if outcome == Outcome::Answered => {
+                if let Some(consult) = &mut self.consult {
+                    consult.answer();
+                }
+            }
+            Asker::Phone => {
+                let code = status.filter(|s| *s >= 300).unwrap_or(match outcome {
+                    Outcome::Busy => 486,
+                    Outcome::NoAnswer => 480,
+                    Outcome::Cancelled => 487,
+                    _ => 503,
+                });
+                self.drop_consult(code);
+            }
             Asker::Ivr => {}
         }
+    }
+
+    /// The consult leg fails with `status` and goes.
+    fn drop_consult(&mut self, status: u16) {
+        if let Some(mut consult) = self.consult.take() {
+            consult.reject(status);
+            let owner = self.owner.clone();
+            tokio::spawn(async move { consult.close(&owner).await });
+        }
+    }
+
+    /// The agent's softphone dialled a consult call while on this call.
+    pub(super) async fn on_consult(&mut self, invite: ConsultInvite) {
+        let ours = self.agent.as_ref().is_some_and(|a| a.seat == invite.seat);
+        let free = self.third.is_none() && self.consult.is_none();
+        let (Some(stream), true, true) = (&self.stream, ours, free) else {
+            tracing::info!(seat = %invite.seat, target = %invite.target, "consult call refused: a transfer is in progress");
+            let mut tx = invite.tx;
+            tokio::spawn(async move { tx.reply(rsipstack::sip::StatusCode::BusyHere).await.ok() });
+            return;
+        };
+        let target = invite.target.clone();
+        match ConsultLeg::ring(self.shared, invite, stream) {
+            Ok(leg) => {
+                tracing::info!(%target, "agent consults from the softphone");
+                self.consult = Some(leg);
+                self.start_transfer(Kind::Attended, target, Asker::Phone)
+                    .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot take the consult call"),
+        }
+    }
+
+    /// The consult leg hung up, or a key on it.
+    pub(super) async fn on_consult_leg(&mut self, event: LegEvent) {
+        match event {
+            LegEvent::Ended { .. } => {
+                tracing::info!("agent ended the consult call");
+                if let Some(consult) = self.consult.take() {
+                    consult.close(self.shared).await;
+                }
+                if self
+                    .third
+                    .as_ref()
+                    .is_some_and(|t| t.role != Some(TargetRole::Joined))
+                {
+                    self.end_third("agent-cancelled").await;
+                }
+                self.apply_mix();
+            }
+            LegEvent::Digit(d) => {
+                if let Some(target) = self.talking_target() {
+                    target.send_digit(d);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// REFER with Replaces from the agent's softphone: if it names the
+    /// consult call in progress, the caller goes on with the target and
+    /// both of the agent's lines end.
+    pub(super) async fn refer_replaces(&mut self, replaces: &Replaces) {
+        let consulting = self
+            .third
+            .as_ref()
+            .is_some_and(|t| t.role == Some(TargetRole::Consult));
+        let named = self
+            .consult
+            .as_ref()
+            .is_some_and(|c| c.replaced_by(replaces));
+        if !(consulting && named) {
+            tracing::info!(consult = %replaces.call_id, "REFER with Replaces names no consult in progress");
+            if let Some(agent) = &mut self.agent {
+                agent.notify_refer(
+                    "SIP/2.0 481 Call/Transaction Does Not Exist\r\n".into(),
+                    true,
+                );
+            }
+            return;
+        }
+        tracing::info!("agent's softphone completes an attended transfer");
+        if let Some(agent) = &mut self.agent {
+            agent.notify_refer(Outcome::Answered.sipfrag(None), true);
+        }
+        if let Some(t) = &self.third {
+            self.record.transfers[t.event].via = "refer".into();
+        }
+        self.complete().await.ok();
+        if let Some(consult) = self.consult.take() {
+            consult.close(self.shared).await;
+        }
+        self.apply_mix();
     }
 
     /// The target never came on: the caller is back with the agent (or
@@ -456,6 +576,10 @@ impl Call<'_> {
         }
         tracing::info!("agent left; caller stays with the transfer target");
         self.end_agent().await;
+        if let Some(consult) = self.consult.take() {
+            consult.close(self.shared).await;
+        }
+        self.apply_mix();
     }
 
     /// Completes an attended transfer.
@@ -530,10 +654,14 @@ impl Call<'_> {
     }
 
     /// The stream a party speaks and listens on, if it is on the call.
+    /// An agent consulting on a second line talks there.
     fn stream_of(&self, party: Party) -> Option<&StreamHandle> {
         match party {
             Party::Caller => self.stream.as_ref(),
-            Party::Agent => self.agent.as_ref().and_then(SeatLeg::stream),
+            Party::Agent => match &self.consult {
+                Some(consult) => consult.stream(),
+                None => self.agent.as_ref().and_then(SeatLeg::stream),
+            },
             Party::Target => self.third.as_ref().and_then(|t| t.leg.stream()),
             Party::Supervisor => self.supervisor.as_ref().and_then(SeatLeg::stream),
         }
@@ -577,6 +705,12 @@ impl Call<'_> {
             if let Err(e) = stream.hear(&heard) {
                 tracing::error!(error = %e, party = ?listener, "cannot set what a party hears");
             }
+        }
+        // The held first line hears nothing while the agent consults.
+        if self.consult.is_some()
+            && let Some(first) = self.agent.as_ref().and_then(SeatLeg::stream)
+        {
+            first.hear(&[]).ok();
         }
         if plan.caller_music == self.caller_music {
             return;
@@ -646,6 +780,14 @@ const REQUEUE_PRIORITY: u8 = 9;
 pub(super) async fn next_third(third: &mut Option<Third>) -> LegEvent {
     match third {
         Some(t) => t.leg.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next event of the agent's consult line, or never when there is none.
+pub(super) async fn next_consult(consult: &mut Option<ConsultLeg>) -> LegEvent {
+    match consult {
+        Some(c) => c.next().await,
         None => std::future::pending().await,
     }
 }
