@@ -584,3 +584,113 @@ fn a_seat_brought_in_is_busy_for_the_queue() {
     );
     c.call.bye();
 }
+
+/// The digest credentials 119's trunk is configured with, and the SIPp
+/// far end checks.
+const TRUNK_USER: &str = "hotline";
+const TRUNK_PASSWORD: &str = "s3cret";
+
+/// 119 challenging every INVITE (401, digest), then taking the one sent
+/// again only with `TRUNK_USER`/`TRUNK_PASSWORD`; and a server whose 119
+/// trunk holds `password`.
+fn challenging_119(name: &str, password: &str) -> (TrunkEndpoint, Server) {
+    let answer = TrunkAnswer::Challenges {
+        user: TRUNK_USER,
+        password: TRUNK_PASSWORD,
+    };
+    let fire = TrunkEndpoint::with("119", Law::Alaw, FIRE_TONE, answer);
+    let extra = format!("options_secs = 0\nusername = \"{TRUNK_USER}\"\npassword = \"{password}\"");
+    let server = trunk_server(name, &[fire.entry(&extra)], &[]);
+    (fire, server)
+}
+
+/// The INVITEs SIPp received, as logged, in order.
+fn invites(log: &str) -> Vec<&str> {
+    log.match_indices("INVITE sip:")
+        .map(|(at, _)| {
+            let rest = &log[at..];
+            // SIPp separates logged messages with a dashed line.
+            &rest[..rest.find("\n----").unwrap_or(rest.len())]
+        })
+        .collect()
+}
+
+/// A trunk with digest credentials: 119 answers the first INVITE with 401,
+/// the server sends it again with `Authorization` (SIPp checks the
+/// digest), and the three-way call goes ahead as any other.
+#[test]
+fn a_conference_to_a_challenging_trunk_authenticates() {
+    let (fire, server) = challenging_119("conf-auth", TRUNK_PASSWORD);
+    let c = Conversation::start(&server, &[&fire]);
+    let reply = c.bring_in("/conference", "119");
+    assert!(reply["status"].is_null(), "{reply}");
+    assert_eq!(reply["caller_with"], "agent-and-target", "{reply}");
+
+    let w = c.listen(2.0);
+    w.caller_hears("", &[AGENT_TONE, FIRE_TONE]);
+    w.hears("119", &fire.media, &[CALLER_TONE, AGENT_TONE]);
+
+    let log = fire.messages();
+    let sent = invites(&log);
+    assert_eq!(
+        sent.len(),
+        2,
+        "one challenged INVITE, one authorized:\n{log}"
+    );
+    assert!(!sent[0].contains("Authorization:"), "{}", sent[0]);
+    let authorization = sent[1]
+        .lines()
+        .find(|l| l.starts_with("Authorization:"))
+        .unwrap_or_else(|| panic!("no Authorization in the second INVITE:\n{}", sent[1]));
+    for part in [
+        "Digest username=\"hotline\"",
+        "realm=\"trunk.test\"",
+        "nonce=\"4f1d2c3b5a6978e0\"",
+        "uri=\"sip:119@127.0.0.1",
+        "qop=\"auth\"",
+    ] {
+        assert!(
+            authorization.contains(part),
+            "{part} not in {authorization}"
+        );
+    }
+    assert!(log.contains("SIP/2.0 401 Unauthorized"), "{log}");
+    assert!(
+        !log.contains("SIP/2.0 403"),
+        "SIPp refused the digest:\n{log}"
+    );
+
+    c.call.bye();
+    assert_hung_up(&c, &fire);
+    let (_, event) = transfer_event(&c, 1);
+    assert_answered_event(&event, "conference", "119", "caller-left");
+}
+
+/// The same trunk with a wrong password: 119 refuses the authorized
+/// INVITE with 403, the request reports `rejected`, and the caller talks
+/// on with the agent.
+#[test]
+fn a_wrong_trunk_password_is_rejected_and_the_caller_stays_with_the_agent() {
+    let (fire, server) = challenging_119("conf-auth-wrong", "wrong-password");
+    let c = Conversation::start(&server, &[&fire]);
+    let answer = c.ask("/conference", r#"{"target":"119"}"#);
+    assert_eq!(answer["kind"], "conference", "{answer}");
+    assert_eq!(answer["target"], "119", "{answer}");
+    assert_eq!(answer["result"], "rejected", "{answer}\n{}", c.diag());
+    assert_eq!(answer["status"], 403, "{answer}");
+    assert_eq!(answer["caller_with"], "agent", "{answer}");
+    let log = fire.messages();
+    let sent = invites(&log);
+    assert_eq!(sent.len(), 2, "{log}");
+    assert!(
+        sent[1].contains("Authorization: Digest username=\"hotline\""),
+        "{}",
+        sent[1]
+    );
+
+    let w = c.listen(1.5);
+    w.caller_hears("after 119 refused", &[AGENT_TONE]);
+    let record = c.hang_up();
+    assert_eq!(record["transfers"][0]["result"], "rejected", "{record}");
+    assert_eq!(record["transfers"][0]["status"], 403, "{record}");
+}

@@ -44,7 +44,7 @@ fn others(want: &[f32]) -> Vec<f32> {
 /// keep-alive OPTIONS to seats (the seat's SIPp would take one for a call).
 fn server(name: &str, ends: &[&TrunkEndpoint]) -> Server {
     let entries: Vec<String> = ends.iter().map(|t| t.entry("options_secs = 0")).collect();
-    trunk_server(name, &entries, &[("registrar", "keepalive_secs = 0")])
+    trunk_server(name, &entries, &[])
 }
 
 /// Something whose logs explain a failure.

@@ -303,7 +303,17 @@ impl SeatLeg {
                     return Some(LegEvent::Digit(d));
                 }
             }
-            DialogState::Refer(_, req, handle) => return on_refer(&req, &handle).await,
+            DialogState::Refer(_, req, handle) => {
+                let accepted = on_refer(&req, &handle).await;
+                if accepted.is_some() {
+                    // The 202 leaves from the transaction's own task; the
+                    // first NOTIFY waits a moment so it does not overtake
+                    // it (RFC 3515 allows that, but phones trip on it).
+                    let pause = std::time::Duration::from_millis(50);
+                    self.notifying = Some(tokio::spawn(tokio::time::sleep(pause)));
+                }
+                return accepted;
+            }
             DialogState::Notify(_, _, handle)
             | DialogState::Message(_, _, handle)
             | DialogState::Publish(_, _, handle) => {

@@ -37,6 +37,10 @@ pub fn trunk_server(name: &str, entries: &[String], extra: &[(&str, &str)]) -> S
     let (media, ports) = own_rtp_ports();
     let mut sections = vec![
         MD5_ONLY,
+        // SIPp seats run fixed scripts: a keep-alive OPTIONS arriving in
+        // the middle of one (a slow run reaches the first ping at 30 s)
+        // would abort it.
+        ("registrar", "keepalive_secs = 0"),
         ("[trunk]", trunks.as_str()),
         (media, ports.as_str()),
     ];

@@ -28,6 +28,14 @@ pub enum TrunkAnswer {
     Busy,
     /// 180 and nothing more, until the server cancels (200, 487).
     NeverAnswers,
+    /// Challenges the first INVITE (401 with a `WWW-Authenticate` digest
+    /// challenge, realm `trunk.test`, qop `auth`); the INVITE sent again
+    /// is answered as [`TrunkAnswer::Answers`] if its `Authorization`
+    /// holds the digest of `user` and `password`, else with 403.
+    Challenges {
+        user: &'static str,
+        password: &'static str,
+    },
 }
 
 /// A trunk's far end: SIPp on `127.0.0.1:port`, media on `media`.
@@ -174,6 +182,30 @@ fn scenario(answer: TrunkAnswer, rtp_port: u16, pt: u8, codec: &str) -> String {
             respond("200 OK", last, false, ""),
             respond("487 Request Terminated", "CSeq: [$n] INVITE", true, ""),
         ),
+        TrunkAnswer::Challenges { user, password } => {
+            let challenge = respond("401 Unauthorized", last, true, "").replacen(
+                "Contact:",
+                "WWW-Authenticate: Digest realm=\"trunk.test\", \
+                 nonce=\"4f1d2c3b5a6978e0\", algorithm=MD5, qop=\"auth\"\nContact:",
+                1,
+            );
+            let forbidden = respond("403 Forbidden", last, true, "");
+            format!(
+                r#"{challenge}  <recv request="ACK"/>
+  <recv request="INVITE">
+    <action>
+      <verifyauth assign_to="authvalid" username="{user}" password="{password}"/>
+    </action>
+  </recv>
+  <nop test="authvalid" next="authorized"/>
+{forbidden}  <recv request="ACK"/>
+  <nop next="end"/>
+  <label id="authorized"/>
+{ringing}{ok}  <recv request="ACK"/>
+  <recv request="BYE"/>
+{bye_ok}"#
+            )
+        }
     };
     let options_ok = respond("200 OK", last, true, "");
     format!(

@@ -546,9 +546,12 @@ impl Call<'_> {
         self.record.transfers[t.event].end(now_ms(), ending);
         let by = self.record.transfers[t.event].by.clone();
         self.publish_transfer(&by, t.kind, &t.target, "ended", None);
-        t.leg.close(self.shared).await;
         self.release_seat(t.seat.as_deref());
         self.forget_mute(Party::Target);
+        // Who hears whom changes before the target's BYE goes: a caller
+        // back from a consult hears no more hold music from then on.
+        self.apply_mix();
+        t.leg.close(self.shared).await;
     }
 
     /// A seat brought in is back to the ACD (idle: there is no wrap-up
