@@ -211,13 +211,7 @@ def main():
     ap.add_argument("--find-max", action="store_true", help="step through --rates, stop at the first failure")
     ap.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     ap.add_argument("--max-total-s", type=int, default=1800, help="stop stepping after this long (default 1800)")
-    L.add_common_args(ap)
-    args = ap.parse_args()
-    L.apply_common_args(args)
-
-    where = L.maybe_enter_netns(args.no_netns)
-    nofile = L.raise_nofile()
-    print(f"# hotline call-rate test: {args.binary}\n# {L.machine_note()}; open files {nofile}; {where}", flush=True)
+    args = L.start(ap, "call-rate")
     rates = [int(x) for x in args.rates.split(",")] if args.find_max else [args.rate]
     started = time.monotonic()
     results = []
@@ -225,13 +219,7 @@ def main():
     for rate in rates:
         runs = []
         for i in range(args.repeat):
-            quiet = L.wait_quiet(args.wait_quiet) if args.wait_quiet else None
-            r = run_once(args, rate)
-            r["before_run_other_cpu_pct"] = None if quiet is None else round(quiet, 1)
-            r["server_nice"] = args.server_nice
-            r["server_rt"] = args.server_rt
-            r["cpus"] = {"server": args.server_cpus, "load": args.load_cpus}
-            r["run"] = i + 1
+            r = L.measured_run(args, run_once, rate, i + 1)
             print(line(r), flush=True)
             if not r["passed"]:
                 print(f"  sipp errors: {r['sipp_errors']}\n  failed by cause: {r['failed_by_cause']}\n"

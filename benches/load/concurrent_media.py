@@ -54,97 +54,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadlib as L  # noqa: E402
+from loadlib import caller_scenario as scenario, make_caller_audio  # noqa: E402
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux, all common arches
 FRAME_NS = 20_000_000
-
-# ------------------------------------------------------------------ scenarios
-
-INVITE_HEAD = """INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Load" <sip:1380013[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:load@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-"""
-
-IN_DIALOG = """{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: "Load" <sip:1380013[call_number]@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: {cseq} {method}
-Contact: sip:load@[local_ip]:[local_port]
-Max-Forwards: 70
-Content-Length: 0
-"""
-
-
-def scenario(name: str, sdp_conn: str, sdp_port: str, after_ack: str, pause_ms: int) -> str:
-    sdp = (
-        f"v=0\no=load 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 {sdp_conn}\nt=0 0\n"
-        f"m=audio {sdp_port} RTP/AVP 8\na=rtpmap:8 PCMA/8000\na=ptime:20\na=sendrecv\n"
-    )
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="{name}">
-  <send retrans="500"><![CDATA[
-{INVITE_HEAD}
-{sdp}]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-{IN_DIALOG.format(method="ACK", cseq=1)}
-]]></send>
-{after_ack}  <pause milliseconds="{pause_ms}"/>
-  <send retrans="500"><![CDATA[
-{IN_DIALOG.format(method="BYE", cseq=2)}
-]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
-
-
-# ------------------------------------------------------------------ A-law
-
-_SEG_END = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF]
-
-
-def lin2alaw(v: int) -> int:
-    v >>= 3
-    if v >= 0:
-        mask = 0xD5
-    else:
-        mask = 0x55
-        v = -v - 1
-    for seg, end in enumerate(_SEG_END):
-        if v <= end:
-            a = seg << 4
-            a |= (v >> 1) & 0xF if seg < 2 else (v >> seg) & 0xF
-            return a ^ mask
-    return 0x7F ^ mask
-
-
-def make_caller_audio(out: Path) -> Path:
-    """The greeting (8 kHz mono PCM16 WAV) as raw A-law, for SIPp's rtp_stream."""
-    with wave.open(str(L.resolve_prompt())) as w:
-        assert w.getsampwidth() == 2 and w.getnchannels() == 1 and w.getframerate() == 8000
-        pcm = array.array("h", w.readframes(w.getnframes()))
-    if sys.byteorder == "big":
-        pcm.byteswap()
-    table = {}
-    out.write_bytes(bytes(table.setdefault(s, lin2alaw(s)) for s in pcm))
-    return out
-
 
 # ------------------------------------------------------------------ receiver
 
@@ -366,8 +283,8 @@ def sipp_cmd(server, scenario_file: Path, calls: int, rate: int, period_ms: int,
     ]
 
 
-def run_once(args) -> dict:
-    n, k, r, hold = args.calls, min(args.probes, args.calls), args.rate, args.hold
+def run_once(args, n: int) -> dict:
+    k, r, hold = min(args.probes, n), args.rate, args.hold
     m = n - k
     work = Path(tempfile.mkdtemp(prefix=f"hotline-media{n}-"))
     audio = make_caller_audio(work / "caller.al")
@@ -607,6 +524,15 @@ def summary(r: dict) -> str:
     )
 
 
+def _kernel_ts(key: str):
+    return lambda r: r["probe"].get("kernel_timestamps", {}).get(key)
+
+
+# Medians of the runs of one N (--repeat).
+MEDIANS = [("p99", _kernel_ts("p99_ms")), ("p50", _kernel_ts("p50_ms")), ("max", _kernel_ts("max_ms")),
+           ("cpu", lambda r: r["server_cpu_pct"]), ("rss_per_call_kb", lambda r: r["rss_per_call_kb"])]
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_receiver":
         receiver_main(sys.argv[2:])
@@ -622,45 +548,9 @@ def main():
                          "itself fall behind on 2 cores)")
     ap.add_argument("--rtp-timeout", type=int, default=30, help="server media.rtp_timeout_secs (default 30)")
     ap.add_argument("--repeat", type=int, default=1)
-    L.add_common_args(ap)
-    args = ap.parse_args()
-    L.apply_common_args(args)
-
-    where = L.maybe_enter_netns(args.no_netns)
-    nofile = L.raise_nofile()
-    print(f"# hotline concurrent-media test: {args.binary}\n# {L.machine_note()}; open files {nofile}; {where}", flush=True)
-    results = []
-    best = None
-    for n in [int(x) for x in args.calls.split(",")]:
-        args.calls = n
-        runs = []
-        for i in range(args.repeat):
-            quiet = L.wait_quiet(args.wait_quiet) if args.wait_quiet else None
-            r = run_once(args)
-            r["before_run_other_cpu_pct"] = None if quiet is None else round(quiet, 1)
-            r["server_nice"] = args.server_nice
-            r["server_rt"] = args.server_rt
-            r["cpus"] = {"server": args.server_cpus, "load": args.load_cpus}
-            r["run"] = i + 1
-            print(summary(r), flush=True)
-            if not r["passed"]:
-                print(f"  sipp errors: {r['sipp_errors']}\n  server log: {r['server_log']}\n  kept: {r['workdir']}", flush=True)
-            runs.append(r)
-            results.append(r)
-        if args.repeat > 1:
-            keys = [("p99", lambda x: x["probe"].get("kernel_timestamps", {}).get("p99_ms")),
-                    ("p50", lambda x: x["probe"].get("kernel_timestamps", {}).get("p50_ms")),
-                    ("max", lambda x: x["probe"].get("kernel_timestamps", {}).get("max_ms")),
-                    ("cpu", lambda x: x["server_cpu_pct"]), ("rss_per_call_kb", lambda x: x["rss_per_call_kb"])]
-            print(f"  median of {args.repeat}: " + ", ".join(f"{name} {L.median([f(x) for x in runs])}" for name, f in keys), flush=True)
-        if all(x["passed"] for x in runs):
-            best = n
-        elif any(x["verdict"] == "FAIL" for x in runs):
-            break
-    print(f"# most concurrent calls held {args.hold} s with media and p99 deviation < 5 ms: {best if best else 'none'}")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {kk: str(v) for kk, v in vars(args).items()}, "results": results, "best": best}, indent=1))
-    sys.exit(0 if best else 1)
+    args = L.start(ap, "concurrent-media")
+    L.run_series(args, run_once, summary,
+                 f"most concurrent calls held {args.hold} s with media and p99 deviation < 5 ms", MEDIANS)
 
 
 if __name__ == "__main__":
