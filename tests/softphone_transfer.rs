@@ -192,6 +192,22 @@ fn hears_only(who: &str, pcm: &[i16], want: f32, diag: impl Fn() -> String) {
     assert_hears(who, pcm, &[want], &others(&[want]), diag);
 }
 
+/// Checks that `pcm` is hold music or a prompt: no party's voice in it,
+/// and not silence; `who` heard it.
+fn assert_on_hold(who: &str, pcm: &[i16], diag: impl Fn() -> String) {
+    for tone in [AGENT_TONE, FIRE_TONE, DESK_TONE] {
+        let level = presence(pcm, tone);
+        assert!(
+            level < 0.001,
+            "{who} hears {tone} Hz at {level:.4} of a party's level\n{}",
+            diag()
+        );
+    }
+    let rms =
+        (pcm.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64).sqrt();
+    assert!(rms > 300.0, "{who} hears silence: RMS {rms:.0}\n{}", diag());
+}
+
 /// Fails unless each of these lines reaches the server's log within `limit`.
 fn expect_logs(server: &Server, lines: &[&str], limit: Duration, diag: impl Fn() -> String) {
     for line in lines {
@@ -530,17 +546,35 @@ impl ConsultCall {
         .is_some()
     }
 
+    /// Waits for the hotline's 180 to the INVITE.
+    fn ringing(&self, limit: Duration) -> bool {
+        poll(limit, Duration::from_millis(50), || {
+            self.messages()
+                .iter()
+                .any(|m| m.starts_with("SIP/2.0 180") && to_invite(m))
+                .then_some(())
+        })
+        .is_some()
+    }
+
     /// The Replaces value naming this dialog: Call-ID, the hotline's tag
-    /// (To), ours (From), escaped for a URI header.
+    /// (To, from its 200), ours (From), escaped for a URI header.
     fn replaces(&self) -> String {
+        self.replaces_from("SIP/2.0 200")
+    }
+
+    /// As [`ConsultCall::replaces`], with the hotline's tag from its
+    /// response to the INVITE that starts with `status` (`SIP/2.0 180`
+    /// for the early dialog).
+    fn replaces_from(&self, status: &str) -> String {
         let messages = self.messages();
-        let ok = messages
+        let response = messages
             .iter()
-            .find(|m| m.starts_with("SIP/2.0 200") && to_invite(m))
-            .unwrap_or_else(|| panic!("the consult call was not answered:\n{}", self.logs()));
-        let to_tag = header(ok, "To")
+            .find(|m| m.starts_with(status) && to_invite(m))
+            .unwrap_or_else(|| panic!("no {status} to the consult call:\n{}", self.logs()));
+        let to_tag = header(response, "To")
             .and_then(tag)
-            .unwrap_or_else(|| panic!("no To tag in\n{ok}"));
+            .unwrap_or_else(|| panic!("no To tag in\n{response}"));
         format!(
             "{}%3Bto-tag%3D{to_tag}%3Bfrom-tag%3D{}",
             self.call_id.replace('@', "%40"),
@@ -692,21 +726,7 @@ fn the_softphone_consults_119_then_refers_the_caller_with_replaces() {
         d(&consult, &desk)
     });
     let held = caller.heard_between(from, to);
-    for tone in [AGENT_TONE, FIRE_TONE, DESK_TONE] {
-        let level = presence(&held, tone);
-        assert!(
-            level < 0.001,
-            "the held caller hears {tone} Hz at {level:.4} of a party's level\n{}",
-            d(&consult, &desk)
-        );
-    }
-    let rms =
-        (held.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / held.len().max(1) as f64).sqrt();
-    assert!(
-        rms > 300.0,
-        "the held caller hears silence: RMS {rms:.0}\n{}",
-        d(&consult, &desk)
-    );
+    assert_on_hold("the held caller", &held, || d(&consult, &desk));
     let since_placed = caller.heard_between(consult.placed, to);
     expect_prompt(
         &since_placed,
@@ -769,6 +789,153 @@ fn the_softphone_consults_119_then_refers_the_caller_with_replaces() {
     });
     let heard = fire.media.heard_between(from, to);
     hears_only("119 after the transfer", &heard, CALLER_TONE, || {
+        d(&consult, &desk)
+    });
+    call.bye();
+    drop(caller);
+    assert!(
+        fire.wait_message("BYE sip:", Duration::from_secs(5)),
+        "119 was not hung up after the caller left\n{}",
+        d(&consult, &desk)
+    );
+    let record = assert_only_event(
+        &server,
+        &call,
+        json!({"kind": "attended", "target": "119", "by": "1001", "via": "refer",
+            "result": "answered"}),
+    );
+    assert!(!record["transfers"][0]["answered_at"].is_null(), "{record}");
+}
+
+/// How long 119 rings before answering in the semi-attended transfer:
+/// long enough for the REFER and a stretch of music after it.
+const FIRE_RINGS_MS: u32 = 8_000;
+
+/// The semi-attended transfer: the softphone's second line calls 119
+/// through the hotline, which sends 180 (its To tag) and rings 119; while
+/// 119 still rings, a REFER in the first dialog with Replaces naming the
+/// consult call's early dialog gets 202, NOTIFY `200 OK` (subscription
+/// terminated) then BYE there, and the consult INVITE 487. The caller
+/// holds (transfer_wait, music) until 119 answers; then caller and 119
+/// talk, and the record says the attended transfer by REFER was answered.
+#[test]
+fn the_softphone_refers_the_caller_to_119_while_119_still_rings() {
+    let rings = TrunkAnswer::AnswersAfter(FIRE_RINGS_MS);
+    let fire = TrunkEndpoint::with("119", Law::Alaw, FIRE_TONE, rings);
+    let server = server("softphone-semi-attended", &[&fire]);
+    let mut desk = Desk::start(&server);
+    let (call, caller) = caller_with_agent(&server, &desk);
+
+    let mut consult = ConsultCall::place(&server, "119", Consult::Refused(487));
+    let d = |c: &ConsultCall, d: &Desk| diag(&server, &[d, c, &fire]);
+    assert!(
+        consult.ringing(Duration::from_secs(10)),
+        "no 180 on the consult call\n{}",
+        d(&consult, &desk)
+    );
+    assert!(
+        fire.wait_message("SIP/2.0 180", Duration::from_secs(10)),
+        "119 was not rung\n{}",
+        d(&consult, &desk)
+    );
+    assert!(
+        fire.invite().starts_with("INVITE sip:119@"),
+        "119 was not dialled\n{}",
+        d(&consult, &desk)
+    );
+    let lines = [
+        "consult call from a seat",
+        "agent consults from the softphone",
+        "transfer asked",
+    ];
+    expect_logs(&server, &lines, Duration::from_secs(2), || {
+        d(&consult, &desk)
+    });
+
+    // 119 rings: the caller holds.
+    let (from, to) = listen(1.5);
+    let held = caller.heard_between(from, to);
+    assert_on_hold("the caller while 119 rings", &held, || d(&consult, &desk));
+    let since_placed = caller.heard_between(consult.placed, to);
+    expect_prompt(
+        &since_placed,
+        "transfer_wait",
+        1.5,
+        true,
+        "the caller while 119 rings",
+        || d(&consult, &desk),
+    );
+
+    // The softphone hands the caller over before 119 answers.
+    let first = desk.first_dialog();
+    let replaces = consult.replaces_from("SIP/2.0 180");
+    let refer_to = format!("<sip:119@{}?Replaces={replaces}>", server.sip);
+    assert!(
+        !server.log().contains("transfer target answered"),
+        "119 answered before the REFER went\n{}",
+        d(&consult, &desk)
+    );
+    let answer = send_refer(&server, &first, &refer_to);
+    assert!(
+        answer.starts_with("SIP/2.0 202"),
+        "REFER with Replaces naming the ringing consult:\n{answer}\n{}",
+        d(&consult, &desk)
+    );
+    let lines = ["agent's softphone transfers while the target rings"];
+    expect_logs(&server, &lines, Duration::from_secs(3), || {
+        d(&consult, &desk)
+    });
+    assert_ends_ok(
+        &server,
+        &mut desk,
+        &[&consult, &fire],
+        "the first line's SIPp ended",
+    );
+    let what = "the consult line's SIPp ended on 487";
+    assert_ends_ok(&server, &mut consult, &[&desk, &fire], what);
+    let notes = desk.notes();
+    let done = notes
+        .iter()
+        .position(|n| n == "NOTIFY SIP/2.0 200 terminated");
+    let bye = notes.iter().position(|n| n == "BYE");
+    assert!(
+        done.is_some() && bye.is_some() && done < bye,
+        "the first line got {notes:?}, not NOTIFY 200 (terminated) then BYE\n{}",
+        d(&consult, &desk)
+    );
+    assert!(
+        consult
+            .messages()
+            .iter()
+            .any(|m| m.starts_with("SIP/2.0 487 Request Terminated") && to_invite(m)),
+        "the consult INVITE was not answered 487 Request Terminated\n{}",
+        d(&consult, &desk)
+    );
+
+    // 119 still rings, the agent gone: the caller still holds.
+    let (from, to) = listen(1.5);
+    assert!(
+        !server.log().contains("transfer target answered"),
+        "119 answered before the caller's hold after the REFER was heard\n{}",
+        d(&consult, &desk)
+    );
+    let held = caller.heard_between(from, to);
+    assert_on_hold("the caller after the REFER, 119 ringing", &held, || {
+        d(&consult, &desk)
+    });
+
+    // 119 answers: caller and 119 talk.
+    let limit = Duration::from_millis(u64::from(FIRE_RINGS_MS) + 5_000);
+    expect_logs(&server, &["transfer target answered"], limit, || {
+        d(&consult, &desk)
+    });
+    let (from, to) = listen(2.0);
+    let heard = caller.heard_between(from, to);
+    hears_only("the caller once 119 answers", &heard, FIRE_TONE, || {
+        d(&consult, &desk)
+    });
+    let heard = fire.media.heard_between(from, to);
+    hears_only("119 once it answers", &heard, CALLER_TONE, || {
         d(&consult, &desk)
     });
     call.bye();

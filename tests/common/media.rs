@@ -3,7 +3,7 @@
 //! Goertzel which tones reached which party in a given window. Also the
 //! caller who dials 12345 through the real IVR with such media.
 
-use super::{RawCall, Server, free_udp_port, press, rtp_packet};
+use super::{RawCall, Server, press, rtp_packet};
 use hotline::media::dtmf::goertzel_power;
 use hotline::media::g711::Law;
 use std::net::{SocketAddr, UdpSocket};
@@ -292,8 +292,13 @@ pub const CALLER_TONE: f32 = 600.0;
 /// 13800138000 with its media speaking [`CALLER_TONE`], and the socket it
 /// presses keys on.
 pub fn dial(server: &Server) -> (RawCall, ToneMedia, UdpSocket) {
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    // Bound here and kept: a port found free and bound later can be taken
+    // by a parallel test in between.
+    let rtp = (0..100)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .find(|s| s.local_addr().unwrap().port().is_multiple_of(2))
+        .expect("an even UDP port");
+    let port = rtp.local_addr().unwrap().port();
     let call = RawCall::place(server, port, "8 101", PCMA_DTMF);
     let keys = rtp.try_clone().unwrap();
     let media = ToneMedia::start(rtp, call.server_rtp, Law::Alaw, CALLER_TONE);

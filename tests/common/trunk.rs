@@ -24,6 +24,8 @@ pub enum TrunkAnswer {
     Answers,
     /// Answers, then sends BYE itself this many ms after the ACK.
     AnswersThenHangsUp(u32),
+    /// 180, then this many ms of ringing, then as [`TrunkAnswer::Answers`].
+    AnswersAfter(u32),
     /// 486 Busy Here.
     Busy,
     /// 180 and nothing more, until the server cancels (200, 487).
@@ -168,6 +170,10 @@ fn scenario(answer: TrunkAnswer, rtp_port: u16, pt: u8, codec: &str) -> String {
         TrunkAnswer::Answers => {
             format!("{ringing}{ok}  <recv request=\"ACK\"/>\n  <recv request=\"BYE\"/>\n{bye_ok}")
         }
+        TrunkAnswer::AnswersAfter(ms) => format!(
+            "{ringing}  <pause milliseconds=\"{ms}\"/>\n{ok}  <recv request=\"ACK\"/>\n  \
+             <recv request=\"BYE\"/>\n{bye_ok}"
+        ),
         TrunkAnswer::AnswersThenHangsUp(ms) => format!(
             "{ringing}{ok}  <recv request=\"ACK\"/>\n  <pause milliseconds=\"{ms}\"/>\n\
              {}  <recv response=\"200\"/>\n",

@@ -34,6 +34,8 @@ pub(super) enum Asker {
     /// The agent's softphone dialled the target on a second line (the
     /// consult leg), which answers or fails as the target does.
     Phone,
+    /// Already told, or nobody left to tell.
+    Told,
 }
 
 impl Asker {
@@ -43,6 +45,7 @@ impl Asker {
             Asker::Refer => "refer",
             Asker::Ivr => "ivr",
             Asker::Phone => "phone",
+            Asker::Told => "",
         }
     }
 }
@@ -198,6 +201,7 @@ impl Call<'_> {
                 };
                 self.drop_consult(status);
             }
+            Asker::Told => {}
         }
     }
 
@@ -323,7 +327,7 @@ impl Call<'_> {
     /// Reports the outcome to whoever asked (once).
     fn tell_asker(&mut self, outcome: Outcome, status: Option<u16>, caller_with: &'static str) {
         let Some(t) = &mut self.third else { return };
-        let asker = std::mem::replace(&mut t.asker, Asker::Ivr);
+        let asker = std::mem::replace(&mut t.asker, Asker::Told);
         self.report(asker, outcome, status, caller_with);
     }
 
@@ -362,7 +366,7 @@ impl Call<'_> {
                 });
                 self.drop_consult(code);
             }
-            Asker::Ivr => {}
+            Asker::Ivr | Asker::Told => {}
         }
     }
 
@@ -435,7 +439,8 @@ impl Call<'_> {
             .consult
             .as_ref()
             .is_some_and(|c| c.replaced_by(replaces));
-        if !(consulting && named) {
+        let ringing = self.third.as_ref().is_some_and(|t| t.role.is_none());
+        if !((consulting || ringing) && named) {
             tracing::info!(consult = %replaces.call_id, "REFER with Replaces names no consult in progress");
             if let Some(agent) = &mut self.agent {
                 agent.notify_refer(
@@ -445,13 +450,27 @@ impl Call<'_> {
             }
             return;
         }
-        tracing::info!("agent's softphone completes an attended transfer");
         if let Some(agent) = &mut self.agent {
             agent.notify_refer(Outcome::Answered.sipfrag(None), true);
         }
-        if let Some(t) = &self.third {
+        if let Some(t) = &mut self.third {
             self.record.transfers[t.event].via = "refer".into();
+            if ringing {
+                // Transferred while the target still rings (semi-attended):
+                // the caller waits for it as after a blind transfer, and a
+                // failure brings them to the head of the queue.
+                t.kind = Kind::Blind;
+                t.asker = Asker::Told;
+            }
         }
+        if ringing {
+            tracing::info!("agent's softphone transfers while the target rings");
+            self.drop_consult(487);
+            self.end_agent().await;
+            self.apply_mix();
+            return;
+        }
+        tracing::info!("agent's softphone completes an attended transfer");
         self.complete().await.ok();
         if let Some(consult) = self.consult.take() {
             consult.close(self.shared).await;
