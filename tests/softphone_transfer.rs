@@ -664,6 +664,38 @@ fn caller_hangs_up(
 
 /// Checks the only transfer event on the call's record: the fields in
 /// `expect`; returns the record.
+/// The caller, handed to 119 by REFER, talks with 119 and nobody else;
+/// hanging up ends 119's leg; the record holds one answered attended
+/// transfer made by REFER.
+fn transferred_to_119(
+    server: &Server,
+    call: RawCall,
+    caller: ToneMedia,
+    fire: &TrunkEndpoint,
+    when: &str,
+    diag: impl Fn() -> String,
+) {
+    let (from, to) = listen(2.0);
+    let heard = caller.heard_between(from, to);
+    hears_only(&format!("the caller {when}"), &heard, FIRE_TONE, &diag);
+    let heard = fire.media.heard_between(from, to);
+    hears_only(&format!("119 {when}"), &heard, CALLER_TONE, &diag);
+    call.bye();
+    drop(caller);
+    assert!(
+        fire.wait_message("BYE sip:", Duration::from_secs(5)),
+        "119 was not hung up after the caller left\n{}",
+        diag()
+    );
+    let record = assert_only_event(
+        server,
+        &call,
+        json!({"kind": "attended", "target": "119", "by": "1001", "via": "refer",
+            "result": "answered"}),
+    );
+    assert!(!record["transfers"][0]["answered_at"].is_null(), "{record}");
+}
+
 fn assert_only_event(server: &Server, call: &RawCall, expect: Value) -> Value {
     let record = server.call_record(&call.call_id);
     let events = record["transfers"]
@@ -782,29 +814,9 @@ fn the_softphone_consults_119_then_refers_the_caller_with_replaces() {
     );
 
     // Caller and 119 talk.
-    let (from, to) = listen(2.0);
-    let heard = caller.heard_between(from, to);
-    hears_only("the caller after the transfer", &heard, FIRE_TONE, || {
+    transferred_to_119(&server, call, caller, &fire, "after the transfer", || {
         d(&consult, &desk)
     });
-    let heard = fire.media.heard_between(from, to);
-    hears_only("119 after the transfer", &heard, CALLER_TONE, || {
-        d(&consult, &desk)
-    });
-    call.bye();
-    drop(caller);
-    assert!(
-        fire.wait_message("BYE sip:", Duration::from_secs(5)),
-        "119 was not hung up after the caller left\n{}",
-        d(&consult, &desk)
-    );
-    let record = assert_only_event(
-        &server,
-        &call,
-        json!({"kind": "attended", "target": "119", "by": "1001", "via": "refer",
-            "result": "answered"}),
-    );
-    assert!(!record["transfers"][0]["answered_at"].is_null(), "{record}");
 }
 
 /// How long 119 rings before answering in the semi-attended transfer:
@@ -929,29 +941,9 @@ fn the_softphone_refers_the_caller_to_119_while_119_still_rings() {
     expect_logs(&server, &["transfer target answered"], limit, || {
         d(&consult, &desk)
     });
-    let (from, to) = listen(2.0);
-    let heard = caller.heard_between(from, to);
-    hears_only("the caller once 119 answers", &heard, FIRE_TONE, || {
+    transferred_to_119(&server, call, caller, &fire, "once 119 answers", || {
         d(&consult, &desk)
     });
-    let heard = fire.media.heard_between(from, to);
-    hears_only("119 once it answers", &heard, CALLER_TONE, || {
-        d(&consult, &desk)
-    });
-    call.bye();
-    drop(caller);
-    assert!(
-        fire.wait_message("BYE sip:", Duration::from_secs(5)),
-        "119 was not hung up after the caller left\n{}",
-        d(&consult, &desk)
-    );
-    let record = assert_only_event(
-        &server,
-        &call,
-        json!({"kind": "attended", "target": "119", "by": "1001", "via": "refer",
-            "result": "answered"}),
-    );
-    assert!(!record["transfers"][0]["answered_at"].is_null(), "{record}");
 }
 
 /// A consult call is taken only from a seat on a call (404 otherwise, as
