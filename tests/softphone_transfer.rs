@@ -664,6 +664,28 @@ fn caller_hangs_up(
 
 /// Checks the only transfer event on the call's record: the fields in
 /// `expect`; returns the record.
+/// The consult call reached the call and 119 was dialled for it; `more`
+/// log lines are expected besides.
+fn consult_dialled(
+    server: &Server,
+    fire: &TrunkEndpoint,
+    more: &[&str],
+    diag: impl Fn() -> String,
+) {
+    assert!(
+        fire.invite().starts_with("INVITE sip:119@"),
+        "119 was not dialled\n{}",
+        diag()
+    );
+    let mut lines = vec![
+        "consult call from a seat",
+        "agent consults from the softphone",
+        "transfer asked",
+    ];
+    lines.extend_from_slice(more);
+    expect_logs(server, &lines, Duration::from_secs(2), diag);
+}
+
 /// The caller, handed to 119 by REFER, talks with 119 and nobody else;
 /// hanging up ends 119's leg; the record holds one answered attended
 /// transfer made by REFER.
@@ -732,18 +754,7 @@ fn the_softphone_consults_119_then_refers_the_caller_with_replaces() {
         "no 180 before the consult call's 200\n{}",
         d(&consult, &desk)
     );
-    assert!(
-        fire.invite().starts_with("INVITE sip:119@"),
-        "119 was not dialled\n{}",
-        d(&consult, &desk)
-    );
-    let lines = [
-        "consult call from a seat",
-        "agent consults from the softphone",
-        "transfer asked",
-        "transfer target answered",
-    ];
-    expect_logs(&server, &lines, Duration::from_secs(2), || {
+    consult_dialled(&server, &fire, &["transfer target answered"], || {
         d(&consult, &desk)
     });
 
@@ -850,19 +861,7 @@ fn the_softphone_refers_the_caller_to_119_while_119_still_rings() {
         "119 was not rung\n{}",
         d(&consult, &desk)
     );
-    assert!(
-        fire.invite().starts_with("INVITE sip:119@"),
-        "119 was not dialled\n{}",
-        d(&consult, &desk)
-    );
-    let lines = [
-        "consult call from a seat",
-        "agent consults from the softphone",
-        "transfer asked",
-    ];
-    expect_logs(&server, &lines, Duration::from_secs(2), || {
-        d(&consult, &desk)
-    });
+    consult_dialled(&server, &fire, &[], || d(&consult, &desk));
 
     // 119 rings: the caller holds.
     let (from, to) = listen(1.5);
