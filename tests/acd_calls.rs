@@ -13,7 +13,6 @@ use common::media::*;
 use common::seat::*;
 use common::*;
 use hotline::media::dtmf::goertzel_power;
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 const AGENT_TONE: f32 = 1000.0;
@@ -629,8 +628,8 @@ fn a_queued_callback_rings_the_agent_then_the_caller() {
 fn seat_events_pop_the_callers_details_on_offer() {
     let server = Server::start("acd-events", &[MD5_ONLY]);
     // An earlier call from the same number, for the history.
-    let port = free_udp_port(2);
-    let _rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let (rtp, _rtcp) = rtp_sockets();
+    let port = rtp.local_addr().unwrap().port();
     let first = RawCall::place(&server, port, "8 101", PCMA_DTMF);
     first.bye();
     server.call_record(&first.call_id);

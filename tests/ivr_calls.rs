@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 const DTMF: &str = "a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n";
@@ -39,8 +38,8 @@ fn repeat_caller_reaches_the_emergency_queue_and_hears_each_prompt() {
             .unwrap();
     });
 
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let (rtp, _rtcp) = rtp_sockets();
+    let port = rtp.local_addr().unwrap().port();
     let call = RawCall::place(&server, port, "0 101", DTMF);
     let to = call.server_rtp;
     let capture = {

@@ -658,9 +658,8 @@ fn unacknowledged_200_is_retransmitted() {
 #[test]
 fn rtcp_reports_what_the_caller_lost() {
     let server = Server::start("rtcp", &[("media", "rtcp_interval_secs = 1")]);
-    let port = free_udp_port(2);
-    let rtp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
-    let rtcp = UdpSocket::bind(("127.0.0.1", port + 1)).unwrap();
+    let (rtp, rtcp) = rtp_sockets();
+    let port = rtp.local_addr().unwrap().port();
     let call = RawCall::place(&server, port, "0", "");
     // 100 packets, 20 ms apart, with 5 of them never sent.
     let ssrc = 0x1234_5678;

@@ -292,8 +292,8 @@ struct FirstDialog {
 impl Desk {
     fn start(server: &Server) -> Desk {
         let port = SippSeat::register(server, "1001");
-        let rtp_port = free_udp_port(2);
-        let socket = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+        let (socket, _rtcp) = rtp_sockets();
+        let rtp_port = socket.local_addr().unwrap().port();
         let media = ToneMedia::answering(socket, Law::Ulaw, DESK_TONE);
         let sipp = SippProcess::start(
             "desk-1001",
@@ -502,8 +502,8 @@ impl ConsultCall {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let call_id = format!("consult-{}-{n}@127.0.0.1", std::process::id());
         let from_tag = format!("agent{n}x");
-        let rtp_port = free_udp_port(2);
-        let socket = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+        let (socket, _rtcp) = rtp_sockets();
+        let rtp_port = socket.local_addr().unwrap().port();
         let media = ToneMedia::answering(socket, Law::Ulaw, AGENT_TONE);
         let hotline = server.sip.to_string();
         let placed = Instant::now();

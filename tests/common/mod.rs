@@ -389,7 +389,26 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A UDP port free right now on 127.0.0.1 (with `span` free ports above it).
+/// An RTP socket and its RTCP neighbour, both bound on 127.0.0.1 at an
+/// even port and its odd successor. Held from the start, so no other test
+/// can take the port between choosing it and using it.
+pub fn rtp_sockets() -> (UdpSocket, UdpSocket) {
+    for _ in 0..200 {
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if !port.is_multiple_of(2) || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
+            return (rtp, rtcp);
+        }
+    }
+    panic!("no free UDP port pair");
+}
+
+/// A UDP port free right now on 127.0.0.1 (with `span` free ports above it),
+/// for a peer that binds it itself (SIPp, baresip). A socket the test owns
+/// comes from [`rtp_sockets`] instead, so the port cannot be lost.
 pub fn free_udp_port(span: u16) -> u16 {
     for _ in 0..200 {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -12,9 +12,8 @@
 //! ```
 
 use super::media::ToneMedia;
-use super::{SippProcess, free_udp_port, poll, require, uas_request};
+use super::{SippProcess, free_udp_port, poll, require, rtp_sockets, uas_request};
 use hotline::media::g711::Law;
-use std::net::UdpSocket;
 use std::time::Duration;
 
 /// How the endpoint takes an INVITE. Every variant answers OPTIONS with 200.
@@ -64,8 +63,8 @@ impl TrunkEndpoint {
     /// An endpoint that takes INVITEs as `answer` says.
     pub fn with(name: &str, law: Law, tone_hz: f32, answer: TrunkAnswer) -> TrunkEndpoint {
         require("sipp", "sip-tester");
-        let rtp_port = free_udp_port(2);
-        let socket = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+        let (socket, _rtcp) = rtp_sockets();
+        let rtp_port = socket.local_addr().unwrap().port();
         let media = ToneMedia::answering(socket, law, tone_hz);
         let port = free_udp_port(1);
         let sipp = SippProcess::start(
