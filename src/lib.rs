@@ -9,11 +9,13 @@
 
 pub mod acd;
 pub mod api;
+pub mod auth;
 pub mod calendar;
 pub mod call;
 pub mod config;
 pub mod ivr;
 pub mod media;
+pub mod orders;
 pub mod report;
 pub mod server;
 pub mod sip;

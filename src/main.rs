@@ -1,7 +1,9 @@
 //! The `hotline` command: `serve` (the default), `config check`,
-//! `flows check|schema|simulate`, `migrate`, `agents add|list|disable|enable`.
+//! `flows check|schema|simulate`, `migrate`, `agents add|list|disable|enable`,
+//! `users add|list|disable|enable`.
 
 use clap::{Parser, Subcommand};
+use hotline::auth::Role;
 use hotline::server::{self, Overrides};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +54,13 @@ enum Command {
     Agents {
         #[command(subcommand)]
         action: AgentsAction,
+    },
+    /// Manage users of the HTTP API and their bearer tokens.
+    ///
+    /// A change applies from the next request on; no reload is needed.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
     },
 }
 
@@ -107,6 +116,49 @@ enum AgentsAction {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersAction {
+    /// Add a user and print its new API token, once, on stdout.
+    Add {
+        /// The user's login name, e.g. wang.fang: letters, digits, '.', '_',
+        /// '-' or '@'.
+        #[arg(long)]
+        name: String,
+        /// agent, dispatcher, unit_handler, supervisor or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The unit a unit_handler works for (required for that role only).
+        #[arg(long)]
+        unit: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List users: name, role, unit, enabled (never tokens).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a user: its token is refused from the next request on.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Enable a user again, with the token it had.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role {s:?}; the roles are {}", names.join(", "))
+    })
 }
 
 fn parse_skill(s: &str) -> Result<(String, u8), String> {
@@ -255,6 +307,7 @@ fn main() -> ExitCode {
                 config,
             }) => migrate(database_url, config).await,
             Some(Command::Agents { action }) => agents(action).await,
+            Some(Command::Users { action }) => users(action).await,
         }
     });
     match result {
@@ -581,19 +634,141 @@ async fn set_enabled(id: String, args: StoreArgs, enabled: bool) -> anyhow::Resu
     Ok(())
 }
 
+async fn users(action: UsersAction) -> anyhow::Result<()> {
+    use hotline::auth::token::{generate_token, hash_token};
+    match action {
+        UsersAction::Add {
+            name,
+            role,
+            unit,
+            store,
+        } => {
+            // Refuse bad input before touching (or creating) the database.
+            hotline::store::users::validate_user(&name, role, unit.as_deref())
+                .map_err(user_error)?;
+            let (config, store) = open_store(store).await?;
+            if let Some(unit) = &unit {
+                // A unit handler's unit must be one orders can be sent to.
+                let units = hotline::orders::units::Units::load(&config.orders.units)?;
+                if units.unit(unit).is_none() {
+                    store.close().await;
+                    anyhow::bail!(
+                        "unit: {unit:?} is not in {} (the units orders are dispatched to)",
+                        config.orders.units.display()
+                    );
+                }
+            }
+            let token = generate_token();
+            let result = store
+                .add_user(
+                    &name,
+                    role,
+                    unit.as_deref(),
+                    &hash_token(&token),
+                    hotline::call::record::now_ms(),
+                )
+                .await;
+            store.close().await;
+            let user = result.map_err(user_error)?;
+            // Only the token on stdout, so `TOKEN=$(hotline users add ...)`
+            // works; the explanation goes to stderr.
+            println!("{token}");
+            eprintln!(
+                "hotline: user {} added as {}{}. The line above is its API token, shown this once: \
+                 send it as `Authorization: Bearer <token>`. Only a hash of it is stored.",
+                user.name,
+                user.role.as_str(),
+                user.unit
+                    .as_deref()
+                    .map(|u| format!(" of {u}"))
+                    .unwrap_or_default(),
+            );
+            Ok(())
+        }
+        UsersAction::List { store } => {
+            let (_, store) = open_store(store).await?;
+            let result = store.list_users().await;
+            store.close().await;
+            let users = result.map_err(user_error)?;
+            if users.is_empty() {
+                eprintln!("hotline: no API users yet; add one with `hotline users add`");
+            }
+            let header = ["NAME", "ROLE", "UNIT", "ENABLED"].map(String::from);
+            let rows: Vec<[String; 4]> = users
+                .iter()
+                .map(|u| {
+                    [
+                        u.name.clone(),
+                        u.role.as_str().to_string(),
+                        u.unit.clone().unwrap_or_else(|| "-".into()),
+                        if u.enabled() { "yes" } else { "no" }.to_string(),
+                    ]
+                })
+                .collect();
+            print_table(&header, &rows);
+            Ok(())
+        }
+        UsersAction::Disable { name, store } => set_user_enabled(name, store, false).await,
+        UsersAction::Enable { name, store } => set_user_enabled(name, store, true).await,
+    }
+}
+
+async fn set_user_enabled(name: String, args: StoreArgs, enabled: bool) -> anyhow::Result<()> {
+    let (_, store) = open_store(args).await?;
+    let result = if enabled {
+        store.enable_user(&name).await
+    } else {
+        store.disable_user(&name).await
+    };
+    store.close().await;
+    let user = result.map_err(user_error)?;
+    println!(
+        "user {} {}",
+        user.name,
+        if user.enabled() {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
+    Ok(())
+}
+
+/// Why a user could not be saved, in the CLI's terms.
+fn user_error(e: hotline::store::users::UserError) -> anyhow::Error {
+    use hotline::store::users::UserError;
+    match e {
+        UserError::Invalid { field, message } => {
+            let option = match field {
+                "name" => "--name",
+                "unit" => "--unit",
+                other => other,
+            };
+            anyhow::anyhow!("{option}: {message}")
+        }
+        UserError::Duplicate(name) => {
+            anyhow::anyhow!("a user named {name:?} already exists (see `hotline users list`)")
+        }
+        UserError::NotFound(name) => {
+            anyhow::anyhow!("no user {name:?} (see `hotline users list`)")
+        }
+        other => anyhow::anyhow!(other),
+    }
+}
+
 /// Prints rows under a header, columns padded to their widest cell.
 fn print_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
-    let mut widths = header.each_ref().map(|h| h.chars().count());
+    let mut widths = header.each_ref().map(|h| columns(h));
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(columns(cell));
         }
     }
     let line = |cells: &[String; N]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - columns(c))))
             .collect();
         println!("{}", padded.join("  ").trim_end());
     };
@@ -601,4 +776,26 @@ fn print_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
     for row in rows {
         line(row);
     }
+}
+
+/// Terminal columns a cell takes: Chinese characters (unit and agent names)
+/// take two, so the table stays aligned in a terminal.
+fn columns(text: &str) -> usize {
+    text.chars()
+        .map(|c| {
+            let wide = matches!(
+                u32::from(c),
+                0x1100..=0x115F
+                    | 0x2E80..=0x303E
+                    | 0x3041..=0xA4CF
+                    | 0xAC00..=0xD7A3
+                    | 0xF900..=0xFAFF
+                    | 0xFE30..=0xFE4F
+                    | 0xFF00..=0xFF60
+                    | 0xFFE0..=0xFFE6
+                    | 0x20000..=0x3FFFD
+            );
+            if wide { 2 } else { 1 }
+        })
+        .sum()
 }

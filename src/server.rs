@@ -83,6 +83,10 @@ pub fn load_config(
     Ok(config)
 }
 
+/// How long a token the database confirmed stays trusted while the
+/// database is unreachable.
+const TOKEN_TRUST_MS: i64 = 30 * 60 * 1000;
+
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -92,6 +96,8 @@ pub enum ReloadError {
     Flows(Vec<Diagnostic>),
     #[error(transparent)]
     Calendar(#[from] CalendarError),
+    #[error(transparent)]
+    Orders(#[from] crate::orders::desk::RulesError),
 }
 
 fn join(problems: &[Diagnostic]) -> String {
@@ -127,6 +133,14 @@ pub struct Shared {
     pub flows_status: Mutex<FlowsStatus>,
     pub flow_stats: Arc<FlowStats>,
     pub calendar: ArcSwap<Calendar>,
+    /// The order desk's calendar, limits, catalogue and units.
+    pub order_rules: ArcSwap<crate::orders::desk::Rules>,
+    /// Orders filed from calls while the database is away.
+    pub order_spool: crate::orders::spool::Spool,
+    /// API tokens the database vouched for lately (used during outages).
+    pub tokens: crate::auth::cache::TokenCache,
+    /// Committed order changes, for live listeners.
+    pub order_events: crate::orders::events::OrderEvents,
     config_path: Option<PathBuf>,
     overrides: Overrides,
     pub media: MediaEngine,
@@ -328,6 +342,7 @@ impl Shared {
                 ReloadError::Flows(problems)
             })?;
         let calendar = Calendar::load_dir(&new.ivr.calendar_dir)?;
+        let order_rules = crate::orders::desk::Rules::load(&new, calendar.clone())?;
         let old = self.config.load();
         let mut restart_required = Vec::new();
         let fixed: [(&'static str, bool); 7] = [
@@ -363,6 +378,7 @@ impl Shared {
             status.last_errors.clear();
         }
         self.calendar.store(Arc::new(calendar));
+        self.order_rules.store(Arc::new(order_rules));
         self.config.store(Arc::new(new));
         Ok(ReloadOutcome { restart_required })
     }
@@ -446,6 +462,8 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     let flows = load_dir(&config.ivr.flows_dir, &CheckContext::from_config(&config))
         .map_err(|problems| anyhow::anyhow!("{}", ReloadError::Flows(problems)))?;
     let calendar = Calendar::load_dir(&config.ivr.calendar_dir)?;
+    let order_rules = crate::orders::desk::Rules::load(&config, calendar.clone())?;
+    let order_spool = crate::orders::spool::Spool::new(&config.orders.spool_dir);
     let redis = match config.shared.redis_url.as_str() {
         "" => None,
         url => Some(
@@ -512,6 +530,10 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         }),
         flow_stats,
         calendar: ArcSwap::from_pointee(calendar),
+        order_spool,
+        tokens: crate::auth::cache::TokenCache::new(TOKEN_TRUST_MS),
+        order_events: Default::default(),
+        order_rules: ArcSwap::from_pointee(order_rules),
         config_path,
         overrides,
         media,
@@ -534,6 +556,10 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tokio::spawn(crate::sip::keepalive::run(shared.clone())),
         tokio::spawn(crate::sip::trunks::run(shared.clone())),
         tokio::spawn(crate::acd::audit::run(shared.clone(), writer_stop.clone())),
+        tokio::spawn(crate::orders::sweeper::run(
+            shared.clone(),
+            writer_stop.clone(),
+        )),
     ];
     let acd_shared = shared.clone();
     let acd_stop = sip_cancel.clone();

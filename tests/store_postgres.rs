@@ -6,91 +6,10 @@
 
 mod common;
 
+use common::temp_db::TempDb;
 use common::*;
 use sqlx::Connection;
 use std::time::{Duration, Instant};
-
-fn admin_url() -> String {
-    std::env::var("HOTLINE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A private database owned by a private role, dropped on drop.
-struct TempDb {
-    name: String,
-    rt: tokio::runtime::Runtime,
-}
-
-impl TempDb {
-    fn new(tag: &str) -> TempDb {
-        let name = format!("hotline_{tag}_{}", std::process::id());
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let db = TempDb { name, rt };
-        db.admin(&format!("DROP DATABASE IF EXISTS {0}", db.name));
-        db.admin(&format!("DROP ROLE IF EXISTS {0}", db.name));
-        db.admin(&format!("CREATE ROLE {0} LOGIN", db.name));
-        db.admin(&format!("CREATE DATABASE {0} OWNER {0}", db.name));
-        db
-    }
-
-    fn url(&self) -> String {
-        let admin = admin_url();
-        let host = admin
-            .split('@')
-            .nth(1)
-            .and_then(|h| h.split('/').next())
-            .unwrap_or("127.0.0.1:5432")
-            .to_string();
-        format!("postgres://{0}@{host}/{0}", self.name)
-    }
-
-    fn admin(&self, sql: &str) {
-        let url = admin_url();
-        self.rt.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL at {url} is required for this test (scripts/test starts it): {e}"
-                )
-            });
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        });
-    }
-
-    /// Cuts the server off: its role may not log in and its sessions die.
-    fn outage(&self) {
-        self.admin(&format!("ALTER ROLE {0} NOLOGIN", self.name));
-        self.admin(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{0}'",
-            self.name
-        ));
-    }
-
-    fn restore(&self) {
-        self.admin(&format!("ALTER ROLE {0} LOGIN", self.name));
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let url = admin_url();
-        let name = self.name.clone();
-        self.rt.block_on(async {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await;
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {name}")))
-                    .execute(&mut conn)
-                    .await;
-            }
-        });
-    }
-}
 
 fn call(server: &Server, digits: Option<char>) -> String {
     let after = match digits {

@@ -554,6 +554,21 @@ def config_schema(binary: Path) -> str:
     return _SCHEMA[binary]
 
 
+_ORDERS: dict[Path, bool] = {}
+
+
+def accepts_orders(binary: Path) -> bool:
+    """Whether the binary has an [orders] section (work orders, whose
+    catalogue and units paths must then be absolute like the flows)."""
+    if binary not in _ORDERS:
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "probe.toml"
+            f.write_text(f'[orders]\ncatalogue = {toml_value(str(REPO / "sip-config/catalogue.toml"))}\n')
+            r = subprocess.run([str(binary), "config", "check", str(f)], capture_output=True, text=True, timeout=60)
+        _ORDERS[binary] = r.returncode == 0
+    return _ORDERS[binary]
+
+
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -600,6 +615,12 @@ class Server:
                 "calendar_dir": str(REPO / "sip-config/calendar"),
                 "recordings_dir": str(self.dir / "recordings"),
             }
+            if accepts_orders(self.binary):
+                base["orders"] = {
+                    "catalogue": str(REPO / "sip-config/catalogue.toml"),
+                    "units": str(REPO / "sip-config/units.toml"),
+                    "spool_dir": str(self.dir / "spool"),
+                }
         for sec, kv in sections.items():
             base.setdefault(sec, {}).update(kv)
         for sec, kv in CONFIG_OVERRIDES.items():

@@ -115,6 +115,8 @@ fn conflict(field: Option<&'static str>, message: impl Into<String>) -> ApiError
         status: StatusCode::CONFLICT,
         message: message.into(),
         field,
+        path: None,
+        challenge: None,
     }
 }
 

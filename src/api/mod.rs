@@ -6,7 +6,9 @@
 //! `{"error": "...", "field": "limit"}`.
 
 mod agents;
+mod auth;
 mod events;
+mod orders;
 mod supervise;
 mod transfer;
 
@@ -41,15 +43,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(supervise::routes())
         .merge(transfer::routes())
         .merge(events::routes())
+        .merge(orders::routes())
         .fallback(not_found)
         .with_state(shared)
 }
 
 /// An API error: status plus a JSON body naming the field when one is at fault.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
     field: Option<&'static str>,
+    /// A field named at run time (a path into a JSON body, `citizen.phone`).
+    path: Option<String>,
+    /// The `WWW-Authenticate` value of a 401 (RFC 6750 §3).
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -58,6 +66,27 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
             field: Some(field),
+            path: None,
+            challenge: None,
+        }
+    }
+
+    /// A 400 naming a field found at run time.
+    fn at_path(path: String, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: None,
+            path: Some(path),
+            challenge: None,
+        }
+    }
+
+    /// A 401 with its bearer challenge.
+    fn unauthorized(challenge: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            challenge: Some(challenge),
+            ..ApiError::status(StatusCode::UNAUTHORIZED, message)
         }
     }
 
@@ -66,17 +95,29 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            path: None,
+            challenge: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.field {
+        let body = match self.path.as_deref().or(self.field) {
             Some(f) => json!({"error": self.message, "field": f}),
             None => json!({"error": self.message}),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: say which scheme the API wants.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(
+                    self.challenge.unwrap_or("Bearer realm=\"hotline\""),
+                ),
+            );
+        }
+        response
     }
 }
 
@@ -100,6 +141,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         "database": if database { "ok" } else { "down" },
         "active_calls": shared.active_calls(),
         "pending_records": shared.metrics.writer.pending.load(Ordering::Relaxed),
+        "spooled_orders": shared.order_spool.len(),
         "shared_state": shared.acd.shared_state().as_str(),
         "trunks": trunks
             .iter()
@@ -133,7 +175,32 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    static DOC: std::sync::LazyLock<String> = std::sync::LazyLock::new(openapi_document);
+    ([(header::CONTENT_TYPE, "application/json")], DOC.as_str()).into_response()
+}
+
+/// The OpenAPI document: the paths as written in `openapi.json`, with the
+/// schemas of the order types generated from the Rust types themselves, so
+/// the document cannot drift from what the API parses and returns.
+fn openapi_document() -> String {
+    use crate::orders::lifecycle::{Event, Intake, WorkOrder};
+    use crate::store::orders::AuditEntry;
+    let mut doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    generator.subschema_for::<Intake>();
+    generator.subschema_for::<WorkOrder>();
+    generator.subschema_for::<Event>();
+    generator.subschema_for::<AuditEntry>();
+    let generated = generator.take_definitions(true);
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(|s| s.as_object_mut())
+    {
+        for (name, schema) in generated {
+            schemas.entry(name).or_insert(schema);
+        }
+    }
+    doc.to_string()
 }
 
 const MAX_LIMIT: i64 = 1000;
@@ -353,7 +420,22 @@ mod tests {
 
     #[test]
     fn openapi_is_json() {
-        let v: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&openapi_document()).unwrap();
+        for name in ["Intake", "WorkOrder", "Clock", "AuditEntry", "Event"] {
+            assert!(
+                v.pointer(&format!("/components/schemas/{name}")).is_some(),
+                "{name} missing"
+            );
+        }
+        // Every $ref points at a schema that is there.
+        let text = v.to_string();
+        for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            assert!(
+                v.pointer(&format!("/components/schemas/{name}")).is_some(),
+                "dangling $ref {name}"
+            );
+        }
         assert!(v["paths"]["/api/v1/calls"].is_object());
     }
 }

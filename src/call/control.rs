@@ -59,12 +59,27 @@ pub enum CallCommand {
     /// The agent's softphone dialled a consult call through the hotline
     /// while on this call: the call takes it as an attended transfer.
     Consult(Box<crate::call::consult_leg::ConsultInvite>),
+    /// What an order made during the call needs to know about it.
+    Describe { reply: oneshot::Sender<CallFacts> },
     /// Mutes or unmutes one party of the call for everyone else.
     Mute {
         party: Party,
         muted: bool,
         reply: oneshot::Sender<Result<&'static str, ControlError>>,
     },
+}
+
+/// A live call as a work order sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFacts {
+    /// The citizen's number as the caller presented it.
+    pub caller: String,
+    /// The seat talking to the caller, if any.
+    pub seat: Option<String>,
+    /// `flow:node` steps the caller went through.
+    pub ivr_path: Vec<String>,
+    /// Where the conversation is being recorded.
+    pub recording: Option<String>,
 }
 
 /// How an attempt to reach a transfer target ended.

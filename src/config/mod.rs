@@ -59,6 +59,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
     pub shared: SharedConfig,
+    pub orders: OrdersConfig,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -466,6 +467,50 @@ pub struct ShutdownConfig {
     pub drain_grace_secs: u32,
 }
 
+/// `[orders]`: work orders, their deadlines and the deadline sweep. The
+/// working-day calendar is `ivr.calendar_dir`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersConfig {
+    /// Local time zone that working days and deadlines are counted in.
+    pub utc_offset: String,
+    /// Urge (催办) when these percentages of a limit have gone by; 1-99,
+    /// ascending. Supervision (督办) follows when the limit passes.
+    pub warn_percents: Vec<u8>,
+    /// Seconds between deadline sweeps; 0 disables them.
+    pub sweep_secs: u32,
+    /// Matter categories (the catalogue) and their dispatch defaults.
+    pub catalogue: PathBuf,
+    /// The handling units and their hierarchy.
+    pub units: PathBuf,
+    /// Folder for orders accepted while the database is unreachable.
+    pub spool_dir: PathBuf,
+    /// Time limits of every step (`[orders.limits]`).
+    pub limits: crate::orders::deadline::Limits,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig {
+            utc_offset: "+08:00".into(),
+            warn_percents: vec![50, 80],
+            sweep_secs: 60,
+            catalogue: "sip-config/catalogue.toml".into(),
+            units: "sip-config/units.toml".into(),
+            spool_dir: "data/spool".into(),
+            limits: crate::orders::deadline::Limits::default(),
+        }
+    }
+}
+
+impl OrdersConfig {
+    /// The parsed `utc_offset` (checked by [`Config::validate`]; +08:00 if
+    /// the config was never validated).
+    pub fn offset(&self) -> time::UtcOffset {
+        crate::ivr::clock::parse_offset(&self.utc_offset).unwrap_or(time::macros::offset!(+08:00))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -481,6 +526,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             shutdown: ShutdownConfig::default(),
             shared: SharedConfig::default(),
+            orders: OrdersConfig::default(),
         }
     }
 }
@@ -976,6 +1022,33 @@ impl Config {
                 "must be non-empty, without spaces, e.g. \"hotline:\"",
             ));
         }
+        let o = &self.orders;
+        if crate::ivr::clock::parse_offset(&o.utc_offset).is_none() {
+            return Err(invalid("orders.utc_offset", "must look like \"+08:00\""));
+        }
+        if o.warn_percents.iter().any(|p| !(1..=99).contains(p))
+            || o.warn_percents.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(invalid(
+                "orders.warn_percents",
+                format!(
+                    "{:?} must be percentages from 1 to 99 in ascending order, e.g. [50, 80]",
+                    o.warn_percents
+                ),
+            ));
+        }
+        for (key, path) in [
+            ("orders.catalogue", &o.catalogue),
+            ("orders.units", &o.units),
+            ("orders.spool_dir", &o.spool_dir),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(invalid(key, "must name a path"));
+            }
+        }
+        o.limits
+            .validate()
+            .map_err(|message| invalid("orders.limits", message))?;
         Ok(())
     }
 
@@ -1066,6 +1139,43 @@ mod tests {
     }
 
     #[test]
+    fn orders_section_parses_and_names_bad_limits() {
+        use crate::orders::deadline::Span;
+        use crate::orders::model::{AppealType, ClockKind, Urgency};
+        let text = "[orders]\nwarn_percents = []\nsweep_secs = 0\n\
+                    [orders.limits]\nsign = \"2d\"\n\
+                    [orders.limits.urgent]\nsign = \"4h\"\n\
+                    handle = { help = \"3d\" }\n";
+        let c = Config::parse(text, Path::new("x")).unwrap();
+        assert!(c.orders.warn_percents.is_empty());
+        assert_eq!(c.orders.sweep_secs, 0);
+        assert_eq!(c.orders.offset(), time::macros::offset!(+08:00));
+        let l = &c.orders.limits;
+        let span = |kind, urgency| l.span(kind, AppealType::Help, urgency, false);
+        assert_eq!(span(ClockKind::Sign, Urgency::Normal), Span::WorkingDays(2));
+        assert_eq!(span(ClockKind::Sign, Urgency::Urgent), Span::Hours(4));
+        assert_eq!(
+            span(ClockKind::Handle, Urgency::Urgent),
+            Span::WorkingDays(3)
+        );
+        assert_eq!(span(ClockKind::Sign, Urgency::Emergency), Span::Hours(1));
+        // A bad span names the key, the line and the value.
+        let err = Config::parse("[orders.limits]\nsign = \"1 day\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("x.toml"), "{err}");
+        assert!(err.contains("sign") && err.contains("\"1 day\""), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        let err = Config::parse(
+            "[orders.limits.handle]\ncomplaint = \"400d\"",
+            Path::new("x"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("handle.complaint"), "{err}");
+    }
+
+    #[test]
     fn empty_file_is_defaults() {
         assert_eq!(
             Config::parse("", Path::new("x")).unwrap(),
@@ -1139,6 +1249,21 @@ mod tests {
             (
                 "[callback]\noffer = false\n[[trunk]]\nname = \"110\"\nuri = \"sip:110@h\"\nring_secs = 0",
                 "trunk.ring_secs",
+            ),
+            ("[orders]\nutc_offset = \"CST\"", "orders.utc_offset"),
+            ("[orders]\nwarn_percents = [80, 50]", "orders.warn_percents"),
+            ("[orders]\nwarn_percents = [50, 50]", "orders.warn_percents"),
+            ("[orders]\nwarn_percents = [0, 50]", "orders.warn_percents"),
+            ("[orders]\nwarn_percents = [100]", "orders.warn_percents"),
+            ("[orders]\ncatalogue = \"\"", "orders.catalogue"),
+            ("[orders]\nspool_dir = \"\"", "orders.spool_dir"),
+            (
+                "[orders.limits.handle]\ncomplaint = \"400d\"",
+                "orders.limits",
+            ),
+            (
+                "[orders.limits.emergency]\ncontact = \"9999h\"",
+                "orders.limits",
             ),
         ];
         for (text, key) in cases {

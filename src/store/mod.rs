@@ -6,8 +6,11 @@
 //! agree. Call records reach the database through [`writer`], which batches
 //! them and keeps them in memory while the database is away.
 
+pub mod order_import;
+pub mod orders;
 pub mod seat_log;
 pub mod seats;
+pub mod users;
 pub mod writer;
 
 use crate::call::record::{CallRecord, RtpSummary};
@@ -228,12 +231,15 @@ impl Store {
         row.as_ref().map(row_to_record).transpose()
     }
 
-    /// The status of an order, by its number.
+    /// The status of an order, by its number; a draft is nobody's business
+    /// yet and reads as not found.
     pub async fn order_status(&self, order_no: &str) -> Result<Option<String>, StoreError> {
-        let status = sqlx::query_scalar("SELECT status FROM work_orders WHERE order_no = $1")
-            .bind(order_no.to_owned())
-            .fetch_optional(&self.pool)
-            .await?;
+        let status = sqlx::query_scalar(
+            "SELECT status FROM work_orders WHERE order_no = $1 AND status <> 'draft'",
+        )
+        .bind(order_no.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(status)
     }
 

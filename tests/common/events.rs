@@ -14,7 +14,23 @@ pub struct EventStream {
 impl EventStream {
     /// Connects to the event stream at `path`; returns once it is open.
     pub fn connect(server: &Server, path: &str) -> EventStream {
+        Self::open(server, path, None)
+    }
+
+    /// Connects with `Authorization: Bearer <token>` (the order events).
+    pub fn connect_as(server: &Server, path: &str, token: &str) -> EventStream {
+        Self::open(server, path, Some(format!("Bearer {token}")))
+    }
+
+    fn open(server: &Server, path: &str, authorization: Option<String>) -> EventStream {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("ws://{}{path}", server.http);
+        let mut request = url.into_client_request().unwrap();
+        if let Some(value) = authorization {
+            request
+                .headers_mut()
+                .insert("authorization", value.parse().unwrap());
+        }
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -25,7 +41,7 @@ impl EventStream {
                 .unwrap();
             rt.block_on(async move {
                 use futures::StreamExt;
-                let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+                let (mut ws, _) = tokio_tungstenite::connect_async(request)
                     .await
                     .expect("WebSocket");
                 ready_tx.send(()).ok();

@@ -7,7 +7,9 @@ pub mod baresip;
 pub mod conversation;
 pub mod events;
 pub mod media;
+pub mod orders;
 pub mod seat;
+pub mod temp_db;
 pub mod trunk;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -108,6 +110,15 @@ pub fn config_text(dir: &Path, sections: &[(&str, &str)]) -> String {
                 flows.display(),
                 repo("sip-config/calendar").display(),
                 dir.join("recordings").display()
+            ),
+        ),
+        (
+            "orders".into(),
+            format!(
+                "catalogue = \"{}\"\nunits = \"{}\"\nspool_dir = \"{}\"\n",
+                repo("sip-config/catalogue.toml").display(),
+                repo("sip-config/units.toml").display(),
+                dir.join("spool").display()
             ),
         ),
     ];

@@ -960,6 +960,21 @@ impl<'a> Call<'a> {
                 reply.send(self.mute(party, muted)).ok();
             }
             CallCommand::Consult(invite) => self.on_consult(*invite).await,
+            CallCommand::Describe { reply } => {
+                let ivr_path = match (&self.main_ivr, &self.ivr) {
+                    (Some(main), _) => main.path.clone(),
+                    (None, Some(ivr)) => ivr.path(),
+                    (None, None) => Vec::new(),
+                };
+                reply
+                    .send(crate::call::control::CallFacts {
+                        caller: self.record.caller.clone(),
+                        seat: self.agent.as_ref().map(|a| a.seat.clone()),
+                        ivr_path,
+                        recording: self.wav.as_ref().map(|w| w.path().display().to_string()),
+                    })
+                    .ok();
+            }
         }
     }
 
