@@ -1002,3 +1002,63 @@ fn desk_clock_check(order: &Value, created_at: i64) {
         "{c}"
     );
 }
+
+/// The caller's rating in the IVR survey after the agent hangs up reaches
+/// the order filed during the call; an order filed after the call ended
+/// takes the rating from the call record.
+#[test]
+fn the_survey_rating_reaches_the_orders_of_the_call() {
+    use common::media::{dial, to_operator};
+    let server = Server::start("orders-survey", &[MD5_ONLY, ("orders", "sweep_secs = 0")]);
+    let agent = Client::new(&server, &user(&server, "wang.fang", "agent", None));
+    let dispatcher = Client::new(&server, &user(&server, "li.lei", "dispatcher", None));
+    // The seat answers and hangs up 2 s later: the caller goes to the survey.
+    let _seat = SippSeat::start(&server, "1001", Pickup::AnswersThenHangsUp, 1);
+    let (call, _media, keys) = dial(&server);
+    let mut seq = to_operator(&keys, &call);
+    assert!(
+        connected(&server, &call.call_id, Duration::from_secs(15)),
+        "the caller never reached the seat\n{}",
+        server.log()
+    );
+    let v = agent.post(&format!("/api/v1/calls/{}/order", call.call_id), &intake());
+    let during = v.expect(201)["order"]["order_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        server.wait_log("agent hung up: survey", Duration::from_secs(10)),
+        "the caller was not sent to the survey\n{}",
+        server.log()
+    );
+    // 2: basically satisfied; pressed while the question plays.
+    std::thread::sleep(Duration::from_millis(1_500));
+    press(&keys, call.server_rtp, '2', 1_900_000, &mut seq);
+    let rated = poll(Duration::from_secs(20), Duration::from_millis(200), || {
+        let v = dispatcher.get(&format!("/api/v1/orders/{during}"));
+        let score = v.json["order"]["intake"]["calls"][0]["survey_score"].clone();
+        (score == 2).then_some(v)
+    });
+    assert!(
+        rated.is_some(),
+        "the rating never reached order {during}\n{}",
+        server.log()
+    );
+    let audit = dispatcher.get(&format!("/api/v1/orders/{during}/audit"));
+    let last = audit.expect(200)["entries"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["action"], "call_survey", "{last}");
+    assert_eq!(last["actor"], "ivr-survey", "{last}");
+
+    // Filed after the call ended (the hotline hangs up after its thanks):
+    // from the call record, rating included.
+    server.call_record(&call.call_id);
+    let v = agent.post(&format!("/api/v1/calls/{}/order", call.call_id), &intake());
+    let linked = &v.expect(201)["order"]["intake"]["calls"][0];
+    assert_eq!(linked["survey_score"], 2, "{v}");
+    assert_eq!(linked["seat"], "1001", "{v}");
+}

@@ -219,7 +219,7 @@ def main():
     ap.add_argument("--idempotency-key", action="store_true", help="send an Idempotency-Key with every order")
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     ap.add_argument("--limit-s", type=float, default=300.0, help="stop posting after this many seconds (default 300)")
-    ap.add_argument("--log-filter", default="warn", help="HOTLINE_LOG for the server (default warn)")
+    ap.add_argument("--log-filter", default=None, help="HOTLINE_LOG for the server (default: its own, info)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--keep", action="store_true", help="keep the work dir and the PostgreSQL database")
     args = ap.parse_args()

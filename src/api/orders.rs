@@ -238,6 +238,7 @@ async fn from_call(
             "recording": facts.recording,
             "ivr_path": facts.ivr_path,
             "seat": facts.seat,
+            "survey_score": facts.survey_score,
         }]),
     );
     let citizen = map.entry("citizen").or_insert_with(|| json!({}));
@@ -313,6 +314,7 @@ async fn call_facts(shared: &Shared, call_id: &str) -> Result<CallFacts, ApiErro
             seat: r.seat,
             ivr_path: r.flow_path,
             recording: r.call_recording,
+            survey_score: r.survey_score,
         }),
         Ok(None) => Err(ApiError::status(
             StatusCode::NOT_FOUND,

@@ -80,6 +80,8 @@ pub struct CallFacts {
     pub ivr_path: Vec<String>,
     /// Where the conversation is being recorded.
     pub recording: Option<String>,
+    /// The caller's IVR survey rating (a call that has ended).
+    pub survey_score: Option<u8>,
 }
 
 /// How an attempt to reach a transfer target ended.

@@ -95,6 +95,9 @@ pub struct LinkedCall {
     pub ivr_path: Vec<String>,
     #[serde(default)]
     pub seat: Option<String>,
+    /// The caller's rating in the IVR survey after the call (1-5).
+    #[serde(default)]
+    pub survey_score: Option<u8>,
 }
 
 /// What intake collects; validated against the catalogue by the shell.
@@ -385,6 +388,11 @@ pub enum Command {
         order_no: String,
         calls: Vec<LinkedCall>,
     },
+    /// The caller rated the call in the IVR survey.
+    CallSurvey {
+        call_id: String,
+        score: u8,
+    },
 }
 
 impl Command {
@@ -411,6 +419,7 @@ impl Command {
             Command::ClockAlert { .. } => "clock_alert",
             Command::MergeInto { .. } => "merge",
             Command::Absorb { .. } => "absorb",
+            Command::CallSurvey { .. } => "call_survey",
         }
     }
 
@@ -575,7 +584,7 @@ impl WorkOrder {
             | Command::Absorb { .. } => &[Dispatcher, Admin],
             Command::FollowUp { .. } => &[Agent, Dispatcher, Admin],
             Command::Alert { .. } => &[Dispatcher, Supervisor, Admin],
-            Command::ClockAlert { .. } => &[Admin],
+            Command::ClockAlert { .. } | Command::CallSurvey { .. } => &[Admin],
             Command::Sign { .. }
             | Command::Contact { .. }
             | Command::Report { .. }
@@ -846,6 +855,19 @@ impl WorkOrder {
                 self.merged_from.push(order_no.clone());
                 self.intake.calls.extend(calls);
                 Ok(vec![event("absorbed", None, order_no)])
+            }
+            Command::CallSurvey { call_id, score } => {
+                if self.status == OrderStatus::Draft {
+                    return Err(conflict("a draft has no calls to rate yet"));
+                }
+                let call = self
+                    .intake
+                    .calls
+                    .iter_mut()
+                    .find(|c| c.call_id == call_id)
+                    .ok_or_else(|| conflict(format!("call {call_id} is not on this order")))?;
+                call.survey_score = Some(score);
+                Ok(vec![event("call_survey", None, score.to_string())])
             }
         }
     }

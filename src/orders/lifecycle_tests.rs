@@ -1000,6 +1000,7 @@ fn a_repeat_appeal_merges_into_the_first_order() {
             recording: None,
             ivr_path: vec![],
             seat: None,
+            survey_score: None,
         }],
     };
     first.ok(&dispatcher(), absorb.clone());
@@ -1034,4 +1035,33 @@ fn the_order_survives_a_json_round_trip() {
     let text = serde_json::to_string(&r.order).unwrap();
     let back: WorkOrder = serde_json::from_str(&text).unwrap();
     assert_eq!(back, r.order);
+}
+
+#[test]
+fn the_ivr_survey_rates_the_call_on_its_order() {
+    let mut r = Run::draft(AppealType::Help);
+    r.order.intake.calls.push(LinkedCall {
+        call_id: "c-1".into(),
+        recording: None,
+        ivr_path: vec!["main:operator".into()],
+        seat: Some("1001".into()),
+        survey_score: None,
+    });
+    let system = Principal::system("ivr-survey");
+    let rate = |call: &str| Command::CallSurvey {
+        call_id: call.into(),
+        score: 4,
+    };
+    assert!(is_conflict(&r.refused(&system, rate("c-1"))), "a draft");
+    r.ok(&agent(), Command::Submit);
+    assert!(
+        is_conflict(&r.refused(&system, rate("c-9"))),
+        "not its call"
+    );
+    assert!(matches!(
+        r.refused(&agent(), rate("c-1")),
+        Refusal::Forbidden(_)
+    ));
+    r.ok(&system, rate("c-1"));
+    assert_eq!(r.order.intake.calls[0].survey_score, Some(4));
 }

@@ -16,5 +16,6 @@ pub mod lifecycle;
 pub mod model;
 pub mod scheduler;
 pub mod spool;
+pub mod survey;
 pub mod sweeper;
 pub mod units;

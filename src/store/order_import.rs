@@ -142,6 +142,30 @@ impl Store {
         )
         .await?;
 
+        // The calls each order links.
+        let mut calls: Vec<(&str, &str)> = Vec::new();
+        for order in orders {
+            let mut ids: Vec<&str> = order
+                .intake
+                .calls
+                .iter()
+                .map(|c| c.call_id.as_str())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            calls.extend(ids.into_iter().map(|id| (id, order.order_no.as_str())));
+        }
+        insert_rows(
+            &mut tx,
+            self.dialect,
+            "INSERT INTO order_calls (call_id, order_no) VALUES ",
+            2,
+            "",
+            &calls,
+            |q, (call_id, order_no)| q.bind((*call_id).to_owned()).bind((*order_no).to_owned()),
+        )
+        .await?;
+
         let who = Principal::system("import");
         insert_rows(
             &mut tx,

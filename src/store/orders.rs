@@ -502,6 +502,15 @@ impl Store {
         Ok(Page { orders, next })
     }
 
+    /// The orders a call belongs to.
+    pub async fn orders_of_call(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query_scalar("SELECT order_no FROM order_calls WHERE call_id = $1")
+            .bind(call_id.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
     /// Clocks whose next alert has fallen due by `now`, oldest first.
     pub async fn clocks_due(&self, now: i64, limit: i64) -> Result<Vec<DueClock>, StoreError> {
         let rows = sqlx::query(
@@ -592,6 +601,25 @@ async fn write_projections(
         .bind(a.dispatched_at)
         .execute(&mut **tx)
         .await?;
+    }
+    sqlx::query("DELETE FROM order_calls WHERE order_no = $1")
+        .bind(order.order_no.clone())
+        .execute(&mut **tx)
+        .await?;
+    let mut calls: Vec<&str> = order
+        .intake
+        .calls
+        .iter()
+        .map(|c| c.call_id.as_str())
+        .collect();
+    calls.sort_unstable();
+    calls.dedup();
+    for call_id in calls {
+        sqlx::query("INSERT INTO order_calls (call_id, order_no) VALUES ($1, $2)")
+            .bind(call_id.to_owned())
+            .bind(order.order_no.clone())
+            .execute(&mut **tx)
+            .await?;
     }
     sqlx::query("DELETE FROM order_clocks WHERE order_no = $1")
         .bind(order.order_no.clone())

@@ -142,7 +142,17 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
             digits = %record.digits,
             "call ended"
         );
+        let rated = record
+            .survey_score
+            .map(|score| (record.call_id.clone(), score));
         shared.records.send(record);
+        if let Some((call_id, score)) = rated {
+            // The orders filed during the call learn the caller's rating.
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                crate::orders::survey::rate(&shared, &call_id, score).await;
+            });
+        }
         shared.call_finished();
     }
     .instrument(span)
@@ -972,6 +982,7 @@ impl<'a> Call<'a> {
                         seat: self.agent.as_ref().map(|a| a.seat.clone()),
                         ivr_path,
                         recording: self.wav.as_ref().map(|w| w.path().display().to_string()),
+                        survey_score: None,
                     })
                     .ok();
             }
