@@ -9,32 +9,15 @@
 //! An order number already in the store fails the whole call; nothing of
 //! it is written.
 
+use super::insert_rows;
 use super::orders::{name_of, to_doc};
-use super::{Dialect, Store, StoreError};
+use super::{Store, StoreError};
 use crate::auth::Principal;
-use crate::orders::lifecycle::{Assignment, WorkOrder};
-use crate::orders::model::{Clock, ClockKind};
-use crate::orders::scheduler::next_alert_at;
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, Transaction};
+use crate::orders::lifecycle::WorkOrder;
 use std::collections::BTreeMap;
-
-/// Bound parameters per statement: rows are chunked to stay well under
-/// SQLite's limit of 32766 (PostgreSQL allows 65535).
-const MAX_PARAMS: usize = 8_000;
 
 /// The version an imported order starts at, as if just created.
 const VERSION: i64 = 1;
-
-type AnyQuery = Query<'static, Any, AnyArguments>;
-
-struct ClockRow<'a> {
-    order_no: &'a str,
-    unit: String,
-    kind: ClockKind,
-    clock: &'a Clock,
-}
 
 impl Store {
     /// Writes `orders` as they are (numbers, times and history included) in
@@ -80,91 +63,9 @@ impl Store {
         )
         .await?;
 
-        // One row per unit: its newest part.
-        let mut parts: Vec<(&str, &Assignment)> = Vec::new();
-        for order in orders {
-            let mut newest = BTreeMap::new();
-            for a in &order.assignments {
-                newest.insert(a.unit.as_str(), a);
-            }
-            parts.extend(newest.into_values().map(|a| (order.order_no.as_str(), a)));
-        }
-        insert_rows(
-            &mut tx,
-            self.dialect,
-            "INSERT INTO order_assignments (order_no, unit, role, state, dispatched_at) VALUES ",
-            5,
-            "",
-            &parts,
-            |q, (order_no, a)| {
-                q.bind((*order_no).to_owned())
-                    .bind(a.unit.clone())
-                    .bind(name_of(&a.role))
-                    .bind(name_of(&a.state))
-                    .bind(a.dispatched_at)
-            },
-        )
-        .await?;
-
-        // One row per step and unit: its newest clock.
-        let mut clocks: Vec<ClockRow> = Vec::new();
-        for order in orders {
-            let mut newest: BTreeMap<(String, ClockKind), &Clock> = BTreeMap::new();
-            for c in &order.clocks {
-                newest.insert((c.unit.clone().unwrap_or_default(), c.kind), c);
-            }
-            clocks.extend(newest.into_iter().map(|((unit, kind), clock)| ClockRow {
-                order_no: &order.order_no,
-                unit,
-                kind,
-                clock,
-            }));
-        }
-        insert_rows(
-            &mut tx,
-            self.dialect,
-            "INSERT INTO order_clocks (order_no, unit, kind, started_at, due_at, \
-             original_due_at, stopped_at, alerts_sent, next_alert_at) VALUES ",
-            9,
-            "",
-            &clocks,
-            |q, r| {
-                q.bind(r.order_no.to_owned())
-                    .bind(r.unit.clone())
-                    .bind(r.kind.as_str())
-                    .bind(r.clock.started_at)
-                    .bind(r.clock.due_at)
-                    .bind(r.clock.original_due_at)
-                    .bind(r.clock.stopped_at)
-                    .bind(i32::from(r.clock.alerts_sent))
-                    .bind(next_alert_at(r.clock, percents))
-            },
-        )
-        .await?;
-
-        // The calls each order links.
-        let mut calls: Vec<(&str, &str)> = Vec::new();
-        for order in orders {
-            let mut ids: Vec<&str> = order
-                .intake
-                .calls
-                .iter()
-                .map(|c| c.call_id.as_str())
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            calls.extend(ids.into_iter().map(|id| (id, order.order_no.as_str())));
-        }
-        insert_rows(
-            &mut tx,
-            self.dialect,
-            "INSERT INTO order_calls (call_id, order_no) VALUES ",
-            2,
-            "",
-            &calls,
-            |q, (call_id, order_no)| q.bind((*call_id).to_owned()).bind((*order_no).to_owned()),
-        )
-        .await?;
+        super::orders::insert_parts(&mut tx, self.dialect, orders).await?;
+        super::orders::insert_calls_of(&mut tx, self.dialect, orders).await?;
+        super::orders::insert_clocks(&mut tx, self.dialect, orders, percents).await?;
 
         let who = Principal::system("import");
         insert_rows(
@@ -225,54 +126,6 @@ fn day_and_seq(order_no: &str) -> Option<(&str, i64)> {
     Some((day, seq.parse().ok()?))
 }
 
-/// `head` + `($1, .., $width), ..` + `tail` for as many rows per statement
-/// as [`MAX_PARAMS`] allows; `bind` binds one row's `width` values.
-///
-/// SQLite gets anonymous `?` placeholders: sqlx looks each numbered one up
-/// by name (`sqlite3_bind_parameter_name`, a linear scan), which makes
-/// binding a statement quadratic in its parameters; with 8,000 of them
-/// that took 90 % of an import's time.
-async fn insert_rows<T>(
-    tx: &mut Transaction<'static, Any>,
-    dialect: Dialect,
-    head: &str,
-    width: usize,
-    tail: &str,
-    rows: &[T],
-    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks((MAX_PARAMS / width).max(1)) {
-        let mut sql = String::with_capacity(head.len() + tail.len() + chunk.len() * width * 7);
-        sql.push_str(head);
-        for row in 0..chunk.len() {
-            if row > 0 {
-                sql.push(',');
-            }
-            sql.push('(');
-            for col in 0..width {
-                if col > 0 {
-                    sql.push(',');
-                }
-                match dialect {
-                    Dialect::Sqlite => sql.push('?'),
-                    Dialect::Postgres => {
-                        sql.push('$');
-                        sql.push_str(&(row * width + col + 1).to_string());
-                    }
-                }
-            }
-            sql.push(')');
-        }
-        sql.push_str(tail);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            q = bind(q, row);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +133,9 @@ mod tests {
     use crate::calendar::Calendar;
     use crate::orders::deadline::{Limits, WorkTime};
     use crate::orders::lifecycle::{Citizen, Command, Intake, PhoneNumber, Plan, Policy};
-    use crate::orders::model::{AppealType, Channel, OrderStatus, Satisfaction, Urgency};
+    use crate::orders::model::{
+        AppealType, Channel, ClockKind, OrderStatus, Satisfaction, Urgency,
+    };
     use crate::store::orders::OrderFilter;
 
     const PERCENTS: &[u8] = &[50, 80];

@@ -7,10 +7,10 @@
 //! before and after for the audit log ([`crate::orders::audit`]). PostgreSQL
 //! locks the row (`FOR UPDATE`) so nodes take turns; SQLite has one writer.
 
-use super::{Dialect, Store, StoreError};
+use super::{Dialect, Store, StoreError, insert_rows};
 use crate::auth::Principal;
 use crate::orders::audit::diff;
-use crate::orders::lifecycle::{Event, Refusal, WorkOrder};
+use crate::orders::lifecycle::{Assignment, Event, Refusal, WorkOrder};
 use crate::orders::model::{Clock, ClockKind, OrderStatus};
 use crate::orders::scheduler::next_alert_at;
 use serde::{Deserialize, Serialize};
@@ -168,14 +168,19 @@ impl Store {
         if let Some(found) = self.replay(idempotency).await? {
             return Ok(found);
         }
-        let mut tx = self.pool.begin().await?;
+        // The number is taken in a statement of its own: inside the order's
+        // transaction the day's counter row would stay locked until commit
+        // and every intake of the day would queue behind it. A write that
+        // fails afterwards leaves a gap in the day's numbers, never a
+        // duplicate.
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO order_numbers (day, last) VALUES ($1, 1) \
              ON CONFLICT (day) DO UPDATE SET last = order_numbers.last + 1 RETURNING last",
         )
         .bind(day.to_owned())
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
+        let mut tx = self.pool.begin().await?;
         let order_no = format!("{day}{seq:06}");
         if let Some(key) = idempotency {
             // Claim the key first: a concurrent retry with the same key
@@ -211,7 +216,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        write_projections(&mut tx, &order, 1, now, percents).await?;
+        write_projections(&mut tx, self.dialect, &order, 1, now, percents).await?;
         let changes =
             serde_json::json!({"created": serde_json::to_value(&order).unwrap_or_default()});
         insert_audit(&mut tx, &order.order_no, now, who, "create", &changes).await?;
@@ -344,7 +349,7 @@ impl Store {
             &serde_json::to_value(&before).unwrap_or_default(),
             &serde_json::to_value(&order).unwrap_or_default(),
         );
-        write_projections(tx, &order, version + 1, now, percents).await?;
+        write_projections(tx, self.dialect, &order, version + 1, now, percents).await?;
         insert_audit(tx, order_no, now, who, action, &changes).await?;
         Ok(Written {
             order,
@@ -409,24 +414,36 @@ impl Store {
 
     /// A page of orders, newest first.
     pub async fn list_orders(&self, filter: &OrderFilter, now: i64) -> Result<Page, StoreError> {
-        let mut sql = String::from(
-            "SELECT w.doc, w.created_at, w.order_no FROM work_orders w WHERE w.doc IS NOT NULL",
-        );
         let mut binds: Vec<Bind> = Vec::new();
         let arg = |b: Bind, binds: &mut Vec<Bind>| {
             binds.push(b);
             format!("${}", binds.len())
         };
+        // A unit's listing walks its own assignment rows (indexed by unit
+        // and creation time, newest first); others walk the orders. `t` is
+        // the table whose creation time and number order the page.
+        let (mut sql, t) = match &filter.unit {
+            Some(unit) => {
+                let p = arg(Bind::Text(unit.clone()), &mut binds);
+                (
+                    format!(
+                        "SELECT w.doc, a.created_at, a.order_no FROM order_assignments a \
+                         JOIN work_orders w ON w.order_no = a.order_no \
+                         WHERE a.unit = {p} AND w.doc IS NOT NULL"
+                    ),
+                    "a",
+                )
+            }
+            None => (
+                "SELECT w.doc, w.created_at, w.order_no FROM work_orders w \
+                 WHERE w.doc IS NOT NULL"
+                    .to_owned(),
+                "w",
+            ),
+        };
         if let Some(s) = filter.status {
             let p = arg(Bind::Text(s.as_str().into()), &mut binds);
             sql.push_str(&format!(" AND w.status = {p}"));
-        }
-        if let Some(unit) = &filter.unit {
-            let p = arg(Bind::Text(unit.clone()), &mut binds);
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM order_assignments a \
-                 WHERE a.order_no = w.order_no AND a.unit = {p})"
-            ));
         }
         if let Some(overdue) = filter.overdue {
             let p = arg(Bind::Int(now), &mut binds);
@@ -437,23 +454,31 @@ impl Store {
             ));
         }
         if let Some(cat) = &filter.category {
-            // A prefix as a range, so the index serves it under any
-            // collation: codes are digits, and everything starting with
-            // '0109' sorts between '0109' and '011'.
-            let lo = arg(Bind::Text(cat.clone()), &mut binds);
-            sql.push_str(&format!(" AND w.category >= {lo}"));
-            if let Some(next) = next_prefix(cat) {
-                let hi = arg(Bind::Text(next), &mut binds);
-                sql.push_str(&format!(" AND w.category < {hi}"));
+            let p = arg(Bind::Text(cat.clone()), &mut binds);
+            match cat.len() {
+                // A catalogue level: its own index, already in page order
+                // (the expressions match the migration's indexes).
+                2 | 4 => sql.push_str(&format!(" AND substr(w.category, 1, {}) = {p}", cat.len())),
+                6 => sql.push_str(&format!(" AND w.category = {p}")),
+                // Any other prefix as a range, which works under any
+                // collation: codes are digits, and everything starting
+                // with '010' sorts between '010' and '011'.
+                _ => {
+                    sql.push_str(&format!(" AND w.category >= {p}"));
+                    if let Some(next) = next_prefix(cat) {
+                        let hi = arg(Bind::Text(next), &mut binds);
+                        sql.push_str(&format!(" AND w.category < {hi}"));
+                    }
+                }
             }
         }
         if let Some(from) = filter.created_from {
             let p = arg(Bind::Int(from), &mut binds);
-            sql.push_str(&format!(" AND w.created_at >= {p}"));
+            sql.push_str(&format!(" AND {t}.created_at >= {p}"));
         }
         if let Some(to) = filter.created_to {
             let p = arg(Bind::Int(to), &mut binds);
-            sql.push_str(&format!(" AND w.created_at < {p}"));
+            sql.push_str(&format!(" AND {t}.created_at < {p}"));
         }
         if let Some(no) = &filter.order_no {
             let p = arg(Bind::Text(no.clone()), &mut binds);
@@ -468,13 +493,13 @@ impl Store {
             let at2 = arg(Bind::Int(c.created_at), &mut binds);
             let no = arg(Bind::Text(c.order_no.clone()), &mut binds);
             sql.push_str(&format!(
-                " AND (w.created_at < {at} OR (w.created_at = {at2} AND w.order_no < {no}))"
+                " AND ({t}.created_at < {at} OR ({t}.created_at = {at2} AND {t}.order_no < {no}))"
             ));
         }
         let limit = filter.limit.clamp(1, 500);
         let p = arg(Bind::Int(limit + 1), &mut binds);
         sql.push_str(&format!(
-            " ORDER BY w.created_at DESC, w.order_no DESC LIMIT {p}"
+            " ORDER BY {t}.created_at DESC, {t}.order_no DESC LIMIT {p}"
         ));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
@@ -553,6 +578,7 @@ enum Bind {
 /// Rewrites the order's row and projections from its document.
 async fn write_projections(
     tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
     order: &WorkOrder,
     version: i64,
     now: i64,
@@ -580,74 +606,126 @@ async fn write_projections(
     .bind(order.order_no.clone())
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM order_assignments WHERE order_no = $1")
+    for table in ["order_assignments", "order_calls", "order_clocks"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE order_no = $1"
+        )))
         .bind(order.order_no.clone())
         .execute(&mut **tx)
         .await?;
-    // One row per unit: its newest part.
-    let mut parts = BTreeMap::new();
-    for a in &order.assignments {
-        parts.insert(a.unit.clone(), a);
     }
-    for a in parts.values() {
-        sqlx::query(
-            "INSERT INTO order_assignments (order_no, unit, role, state, dispatched_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(order.order_no.clone())
-        .bind(a.unit.clone())
-        .bind(name_of(&a.role))
-        .bind(name_of(&a.state))
-        .bind(a.dispatched_at)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query("DELETE FROM order_calls WHERE order_no = $1")
-        .bind(order.order_no.clone())
-        .execute(&mut **tx)
-        .await?;
-    let mut calls: Vec<&str> = order
-        .intake
-        .calls
-        .iter()
-        .map(|c| c.call_id.as_str())
-        .collect();
-    calls.sort_unstable();
-    calls.dedup();
-    for call_id in calls {
-        sqlx::query("INSERT INTO order_calls (call_id, order_no) VALUES ($1, $2)")
-            .bind(call_id.to_owned())
-            .bind(order.order_no.clone())
-            .execute(&mut **tx)
-            .await?;
-    }
-    sqlx::query("DELETE FROM order_clocks WHERE order_no = $1")
-        .bind(order.order_no.clone())
-        .execute(&mut **tx)
-        .await?;
-    let mut clocks: BTreeMap<(String, ClockKind), &Clock> = BTreeMap::new();
-    for c in &order.clocks {
-        clocks.insert((c.unit.clone().unwrap_or_default(), c.kind), c);
-    }
-    for ((unit, kind), c) in clocks {
-        sqlx::query(
-            "INSERT INTO order_clocks (order_no, unit, kind, started_at, due_at, \
-             original_due_at, stopped_at, alerts_sent, next_alert_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(order.order_no.clone())
-        .bind(unit)
-        .bind(kind.as_str())
-        .bind(c.started_at)
-        .bind(c.due_at)
-        .bind(c.original_due_at)
-        .bind(c.stopped_at)
-        .bind(i32::from(c.alerts_sent))
-        .bind(next_alert_at(c, percents))
-        .execute(&mut **tx)
-        .await?;
-    }
+    let orders = std::slice::from_ref(order);
+    insert_parts(tx, dialect, orders).await?;
+    insert_calls_of(tx, dialect, orders).await?;
+    insert_clocks(tx, dialect, orders, percents).await?;
     Ok(())
+}
+
+/// One `order_assignments` row per unit of each order: its newest part.
+pub(super) async fn insert_parts(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    orders: &[WorkOrder],
+) -> Result<(), StoreError> {
+    let mut rows: Vec<(&WorkOrder, &Assignment)> = Vec::new();
+    for order in orders {
+        let mut newest = BTreeMap::new();
+        for a in &order.assignments {
+            newest.insert(a.unit.as_str(), a);
+        }
+        rows.extend(newest.into_values().map(|a| (order, a)));
+    }
+    insert_rows(
+        tx,
+        dialect,
+        "INSERT INTO order_assignments (order_no, unit, role, state, dispatched_at, created_at) \
+         VALUES ",
+        6,
+        "",
+        &rows,
+        |q, (order, a)| {
+            q.bind(order.order_no.clone())
+                .bind(a.unit.clone())
+                .bind(name_of(&a.role))
+                .bind(name_of(&a.state))
+                .bind(a.dispatched_at)
+                .bind(order.created_at)
+        },
+    )
+    .await
+}
+
+/// One `order_calls` row per call each order links.
+pub(super) async fn insert_calls_of(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    orders: &[WorkOrder],
+) -> Result<(), StoreError> {
+    let mut rows: Vec<(&str, &str)> = Vec::new();
+    for order in orders {
+        let mut ids: Vec<&str> = order
+            .intake
+            .calls
+            .iter()
+            .map(|c| c.call_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        rows.extend(ids.into_iter().map(|id| (id, order.order_no.as_str())));
+    }
+    insert_rows(
+        tx,
+        dialect,
+        "INSERT INTO order_calls (call_id, order_no) VALUES ",
+        2,
+        "",
+        &rows,
+        |q, (call_id, order_no)| q.bind((*call_id).to_owned()).bind((*order_no).to_owned()),
+    )
+    .await
+}
+
+/// One `order_clocks` row per step and unit of each order: its newest
+/// clock, with when its next alert falls.
+pub(super) async fn insert_clocks(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    orders: &[WorkOrder],
+    percents: &[u8],
+) -> Result<(), StoreError> {
+    let mut rows: Vec<(&str, String, ClockKind, &Clock)> = Vec::new();
+    for order in orders {
+        let mut newest: BTreeMap<(String, ClockKind), &Clock> = BTreeMap::new();
+        for c in &order.clocks {
+            newest.insert((c.unit.clone().unwrap_or_default(), c.kind), c);
+        }
+        rows.extend(
+            newest
+                .into_iter()
+                .map(|((unit, kind), c)| (order.order_no.as_str(), unit, kind, c)),
+        );
+    }
+    insert_rows(
+        tx,
+        dialect,
+        "INSERT INTO order_clocks (order_no, unit, kind, started_at, due_at, \
+         original_due_at, stopped_at, alerts_sent, next_alert_at) VALUES ",
+        9,
+        "",
+        &rows,
+        |q, (order_no, unit, kind, c)| {
+            q.bind((*order_no).to_owned())
+                .bind(unit.clone())
+                .bind(kind.as_str())
+                .bind(c.started_at)
+                .bind(c.due_at)
+                .bind(c.original_due_at)
+                .bind(c.stopped_at)
+                .bind(i32::from(c.alerts_sent))
+                .bind(next_alert_at(c, percents))
+        },
+    )
+    .await
 }
 
 async fn insert_audit(
