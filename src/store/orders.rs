@@ -168,19 +168,33 @@ impl Store {
         if let Some(found) = self.replay(idempotency).await? {
             return Ok(found);
         }
-        // The number is taken in a statement of its own: inside the order's
-        // transaction the day's counter row would stay locked until commit
-        // and every intake of the day would queue behind it. A write that
-        // fails afterwards leaves a gap in the day's numbers, never a
-        // duplicate.
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO order_numbers (day, last) VALUES ($1, 1) \
-             ON CONFLICT (day) DO UPDATE SET last = order_numbers.last + 1 RETURNING last",
-        )
-        .bind(day.to_owned())
-        .fetch_one(&self.pool)
-        .await?;
+        const NEXT: &str = "INSERT INTO order_numbers (day, last) VALUES ($1, 1) \
+             ON CONFLICT (day) DO UPDATE SET last = order_numbers.last + 1 RETURNING last";
+        // On PostgreSQL the number is taken in a statement of its own:
+        // inside the order's transaction the day's counter row would stay
+        // locked until commit and every intake of the day would queue
+        // behind it (a write that fails afterwards leaves a gap, never a
+        // duplicate). SQLite has one writer anyway, and a statement of its
+        // own would cost a second commit.
+        let early = match self.dialect {
+            Dialect::Postgres => Some(
+                sqlx::query_scalar::<_, i64>(NEXT)
+                    .bind(day.to_owned())
+                    .fetch_one(&self.pool)
+                    .await?,
+            ),
+            Dialect::Sqlite => None,
+        };
         let mut tx = self.pool.begin().await?;
+        let seq = match early {
+            Some(seq) => seq,
+            None => {
+                sqlx::query_scalar::<_, i64>(NEXT)
+                    .bind(day.to_owned())
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
         let order_no = format!("{day}{seq:06}");
         if let Some(key) = idempotency {
             // Claim the key first: a concurrent retry with the same key
@@ -216,7 +230,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        write_projections(&mut tx, self.dialect, &order, 1, now, percents).await?;
+        write_projections(&mut tx, self.dialect, &order, 1, now, percents, true).await?;
         let changes =
             serde_json::json!({"created": serde_json::to_value(&order).unwrap_or_default()});
         insert_audit(&mut tx, &order.order_no, now, who, "create", &changes).await?;
@@ -349,7 +363,7 @@ impl Store {
             &serde_json::to_value(&before).unwrap_or_default(),
             &serde_json::to_value(&order).unwrap_or_default(),
         );
-        write_projections(tx, self.dialect, &order, version + 1, now, percents).await?;
+        write_projections(tx, self.dialect, &order, version + 1, now, percents, false).await?;
         insert_audit(tx, order_no, now, who, action, &changes).await?;
         Ok(Written {
             order,
@@ -575,7 +589,9 @@ enum Bind {
     Int(i64),
 }
 
-/// Rewrites the order's row and projections from its document.
+/// Rewrites the order's row and projections from its document (`fresh`:
+/// the order was just inserted).
+#[allow(clippy::too_many_arguments)]
 async fn write_projections(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,
@@ -583,6 +599,7 @@ async fn write_projections(
     version: i64,
     now: i64,
     percents: &[u8],
+    fresh: bool,
 ) -> Result<(), StoreError> {
     let i = &order.intake;
     sqlx::query(
@@ -606,7 +623,13 @@ async fn write_projections(
     .bind(order.order_no.clone())
     .execute(&mut **tx)
     .await?;
-    for table in ["order_assignments", "order_calls", "order_clocks"] {
+    // A new order has no projection rows yet.
+    let tables: &[&str] = if fresh {
+        &[]
+    } else {
+        &["order_assignments", "order_calls", "order_clocks"]
+    };
+    for table in tables {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE order_no = $1"
         )))
