@@ -152,6 +152,13 @@ enum UsersAction {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Give a user a new API token (printed once); the old one stops
+    /// working. For a lost or leaked token.
+    Token {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -710,6 +717,20 @@ async fn users(action: UsersAction) -> anyhow::Result<()> {
         }
         UsersAction::Disable { name, store } => set_user_enabled(name, store, false).await,
         UsersAction::Enable { name, store } => set_user_enabled(name, store, true).await,
+        UsersAction::Token { name, store } => {
+            let (_, store) = open_store(store).await?;
+            let token = generate_token();
+            let result = store.replace_token(&name, &hash_token(&token)).await;
+            store.close().await;
+            let user = result.map_err(user_error)?;
+            println!("{token}");
+            eprintln!(
+                "hotline: user {} has a new API token (the line above, shown this once); \
+                 the old one no longer works.",
+                user.name
+            );
+            Ok(())
+        }
     }
 }
 

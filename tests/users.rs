@@ -259,7 +259,19 @@ fn cli_adds_lists_refuses_and_disables_users_on_sqlite() {
     assert!(ok, "{out}{err}");
     assert_eq!(out.trim(), "user gaj-01 enabled");
     assert_eq!(list(&config, &[])[1][3], "yes");
-    assert_eq!(principal(&rt, &url, &handler), Some(who));
+    assert_eq!(principal(&rt, &url, &handler), Some(who.clone()));
+
+    // A lost token is replaced: the new one works, the old one no longer.
+    let (ok, out, err) = cli(&config, &["users", "token", "gaj-01"]);
+    assert!(ok, "{out}{err}");
+    let fresh = out.trim().to_owned();
+    assert!(fresh.starts_with("hl_") && fresh != handler, "{out}");
+    assert!(err.contains("old one no longer works"), "{err}");
+    assert_eq!(principal(&rt, &url, &fresh), Some(who));
+    assert_eq!(principal(&rt, &url, &handler), None);
+    let (ok, out, err) = cli(&config, &["users", "token", "nobody"]);
+    assert!(!ok && out.is_empty(), "{out}{err}");
+    assert!(err.contains("nobody"), "{err}");
 }
 
 #[test]

@@ -253,6 +253,28 @@ impl Store {
         .await
     }
 
+    /// Gives a user a new token (by its hash): the old one stops working
+    /// from the next request on. For a lost or leaked token.
+    pub async fn replace_token(&self, name: &str, token_hash: &str) -> Result<ApiUser, UserError> {
+        if !crate::auth::token::is_token_hash(token_hash) {
+            return Err(UserError::Invalid {
+                field: "token_hash",
+                message: "must be a SHA-256 in lower-case hex, never a raw token".into(),
+            });
+        }
+        let done = sqlx::query("UPDATE api_users SET token_hash = $1 WHERE name = $2")
+            .bind(token_hash.to_owned())
+            .bind(name.to_owned())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(UserError::NotFound(name.to_owned()));
+        }
+        self.user(name)
+            .await?
+            .ok_or_else(|| UserError::NotFound(name.to_owned()))
+    }
+
     async fn set_disabled(
         &self,
         sql: &'static str,
