@@ -15,6 +15,7 @@ use crate::auth::Principal;
 use crate::call::record::now_ms;
 use crate::server::Shared;
 use crate::store::orders::DueClock;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 const BATCH: i64 = 500;
 /// Batches per sweep; the rest waits for the next round.
 const MAX_BATCHES: usize = 200;
+/// Orders whose alerts share one transaction.
+const ORDERS_PER_COMMIT: usize = 100;
 
 /// Runs until `stop`.
 pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
@@ -68,9 +71,28 @@ pub async fn sweep_once(
     for _ in 0..MAX_BATCHES {
         let due = store.clocks_due(now, BATCH).await?;
         let n = due.len();
+        // An order's due clocks are handled together, and many orders
+        // share one transaction: one commit (fsync) per batch, not per
+        // alert.
+        let mut by_order: BTreeMap<String, Vec<DueClock>> = BTreeMap::new();
         for clock in due {
-            if alert(store, rules, events, &system, &clock, now).await {
-                recorded += 1;
+            by_order
+                .entry(clock.order_no.clone())
+                .or_default()
+                .push(clock);
+        }
+        let orders: Vec<String> = by_order.keys().cloned().collect();
+        for chunk in orders.chunks(ORDERS_PER_COMMIT) {
+            match record(store, rules, &system, &by_order, chunk, now).await {
+                Ok(written) => {
+                    for w in written {
+                        recorded += w.events.len();
+                        events.publish(&w.order, &w.events, now);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, orders = chunk.len(), "recording deadline alerts failed; the next sweep retries")
+                }
             }
         }
         if (n as i64) < BATCH {
@@ -80,64 +102,57 @@ pub async fn sweep_once(
     Ok(recorded)
 }
 
-/// Records the alert due on one clock; false when there was none (the
-/// projection was stale) or the write failed.
-async fn alert(
+/// Records the alerts due on `orders` in one transaction.
+async fn record(
     store: &crate::store::Store,
     rules: &desk::Rules,
-    events: &OrderEvents,
     system: &Principal,
-    due: &DueClock,
+    due: &BTreeMap<String, Vec<DueClock>>,
+    orders: &[String],
     now: i64,
-) -> bool {
+) -> Result<Vec<crate::store::orders::Written>, crate::store::orders::OrderStoreError> {
     let policy = rules.policy();
-    let result = store
-        .change_order(
-            &due.order_no,
+    store
+        .change_orders(
+            orders,
             system,
             now,
             &rules.percents,
             "clock_alert",
             |order| {
-                let Some(clock) = order
-                    .clocks
-                    .iter()
-                    .rev()
-                    .find(|c| c.kind == due.kind && c.unit == due.unit && c.is_open())
-                    .cloned()
-                else {
-                    return Ok(Vec::new());
-                };
-                let Some(a) = sweep(now, &clock, &rules.percents).pop() else {
-                    return Ok(Vec::new());
-                };
-                let (overdue, percent) = match a.kind {
-                    AlertKind::Warning { percent } => (false, percent),
-                    AlertKind::Overdue => (true, 100),
-                };
-                order.apply(
-                    system,
-                    Command::ClockAlert {
-                        kind: due.kind,
-                        unit: due.unit.clone(),
+                let mut said = Vec::new();
+                for d in due.get(&order.order_no).into_iter().flatten() {
+                    let Some(clock) = order
+                        .clocks
+                        .iter()
+                        .rev()
+                        .find(|c| c.kind == d.kind && c.unit == d.unit && c.is_open())
+                        .cloned()
+                    else {
+                        // Stopped since the projection was read.
+                        continue;
+                    };
+                    let Some(a) = sweep(now, &clock, &rules.percents).pop() else {
+                        continue;
+                    };
+                    let (overdue, percent) = match a.kind {
+                        AlertKind::Warning { percent } => (false, percent),
+                        AlertKind::Overdue => (true, 100),
+                    };
+                    let command = Command::ClockAlert {
+                        kind: d.kind,
+                        unit: d.unit.clone(),
                         overdue,
                         percent,
                         alerts_sent: a.alerts_sent_after,
-                    },
-                    now,
-                    &policy,
-                )
+                    };
+                    // A refusal leaves this clock alone; the others go on.
+                    if let Ok(events) = order.apply(system, command, now, &policy) {
+                        said.extend(events);
+                    }
+                }
+                Ok(said)
             },
         )
-        .await;
-    match result {
-        Ok(w) => {
-            events.publish(&w.order, &w.events, now);
-            !w.events.is_empty()
-        }
-        Err(e) => {
-            tracing::warn!(order = %due.order_no, error = %e, "recording a deadline alert failed");
-            false
-        }
-    }
+        .await
 }

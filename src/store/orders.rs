@@ -295,6 +295,37 @@ impl Store {
         Ok(w)
     }
 
+    /// Runs `change` on each order, all in one transaction (one commit
+    /// for many small changes, as the deadline sweep makes). An order that
+    /// is gone or refuses is left as it was and the others go on; a
+    /// database error writes none of them. Unchanged orders are not
+    /// returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn change_orders(
+        &self,
+        order_nos: &[String],
+        who: &Principal,
+        now: i64,
+        percents: &[u8],
+        action: &str,
+        mut change: impl FnMut(&mut WorkOrder) -> Result<Vec<Event>, Refusal>,
+    ) -> Result<Vec<Written>, OrderStoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut written = Vec::new();
+        for no in order_nos {
+            match self
+                .change_in(&mut tx, no, who, now, percents, action, |o| change(o))
+                .await
+            {
+                Ok(w) if !w.events.is_empty() => written.push(w),
+                Ok(_) | Err(OrderStoreError::NotFound(_)) | Err(OrderStoreError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
     /// Changes two orders in one transaction (并单: the repeat closes into
     /// the first, which takes in its calls); both or neither.
     #[allow(clippy::too_many_arguments)]
