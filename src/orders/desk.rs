@@ -166,10 +166,7 @@ fn check_dispatch(rules: &Rules, order: &WorkOrder, command: &mut Command) -> Re
         *default = rules
             .units
             .dispatch_default(&order.intake.category, &order.intake.division)
-            .map(|p| Plan {
-                lead: p.lead,
-                co_handlers: p.co_handlers,
-            });
+            .map(Plan::from);
     }
     Ok(())
 }
@@ -213,10 +210,7 @@ pub async fn create(
                         && let Some(plan) = default
                     {
                         let system = Principal::system("emergency-dispatch");
-                        let plan = Plan {
-                            lead: plan.lead,
-                            co_handlers: plan.co_handlers,
-                        };
+                        let plan = Plan::from(plan);
                         events.extend(order.apply(
                             &system,
                             Command::Dispatch {
@@ -340,13 +334,7 @@ pub fn view(order: &WorkOrder, who: &Principal, unmask: bool) -> Value {
             citizen["phone"] = Value::Null;
             citizen["identity_hidden"] = Value::Bool(true);
         } else if !unmask {
-            let c = &order.intake.citizen;
-            citizen["phone"] = Value::String(mask_phone(c.phone.as_str()));
-            citizen["name"] = c
-                .name
-                .as_deref()
-                .map(|n| Value::String(mask_name(n)))
-                .unwrap_or(Value::Null);
+            mask_citizen(citizen);
         }
     }
     value

@@ -290,6 +290,15 @@ pub struct Plan {
     pub co_handlers: Vec<String>,
 }
 
+impl From<super::units::DispatchPlan> for Plan {
+    fn from(p: super::units::DispatchPlan) -> Plan {
+        Plan {
+            lead: p.lead,
+            co_handlers: p.co_handlers,
+        }
+    }
+}
+
 /// What someone asks the order to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
