@@ -793,10 +793,13 @@ fn an_agent_who_hangs_up_while_the_target_rings_leaves_the_caller_in_the_queue()
         "caller back in the queue after a failed transfer",
         Duration::from_secs(2),
     );
-    assert_eq!(
-        server.metric("hotline_queue_waiting{queue=\"operator\"}"),
-        1.0,
-        "{}",
+    // The gauge follows the log line by a moment: wait for it.
+    let waiting = poll(Duration::from_secs(3), Duration::from_millis(50), || {
+        (server.metric("hotline_queue_waiting{queue=\"operator\"}") == 1.0).then_some(())
+    });
+    assert!(
+        waiting.is_some(),
+        "the caller is not waiting in the queue\n{}",
         c.diag()
     );
     let event = c.desktop_transfer("120", "failed");
