@@ -14,6 +14,7 @@ pub mod calendar;
 pub mod call;
 pub mod config;
 pub mod ivr;
+pub mod kb;
 pub mod media;
 pub mod orders;
 pub mod report;

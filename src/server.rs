@@ -141,6 +141,8 @@ pub struct Shared {
     pub tokens: crate::auth::cache::TokenCache,
     /// Committed order changes, for live listeners.
     pub order_events: crate::orders::events::OrderEvents,
+    /// The knowledge base's search index (published entries).
+    pub kb: Arc<crate::kb::search::KbIndex>,
     config_path: Option<PathBuf>,
     overrides: Overrides,
     pub media: MediaEngine,
@@ -533,6 +535,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         order_spool,
         tokens: crate::auth::cache::TokenCache::new(TOKEN_TRUST_MS),
         order_events: Default::default(),
+        kb: Arc::new(crate::kb::search::KbIndex::new(1)?),
         order_rules: ArcSwap::from_pointee(order_rules),
         config_path,
         overrides,
@@ -560,6 +563,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
             shared.clone(),
             writer_stop.clone(),
         )),
+        tokio::spawn(crate::kb::desk::run(shared.clone(), writer_stop.clone())),
     ];
     let acd_shared = shared.clone();
     let acd_stop = sip_cancel.clone();

@@ -8,6 +8,7 @@
 mod agents;
 mod auth;
 mod events;
+mod kb;
 mod orders;
 mod supervise;
 mod transfer;
@@ -44,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(transfer::routes())
         .merge(events::routes())
         .merge(orders::routes())
+        .merge(kb::routes())
         .fallback(not_found)
         .with_state(shared)
 }
@@ -191,7 +193,14 @@ fn openapi_document() -> String {
     generator.subschema_for::<WorkOrder>();
     generator.subschema_for::<Event>();
     generator.subschema_for::<AuditEntry>();
+    generator.subschema_for::<crate::kb::lifecycle::Content>();
     let generated = generator.take_definitions(true);
+    if let (Some(paths), serde_json::Value::Object(kb)) = (
+        doc.pointer_mut("/paths").and_then(|p| p.as_object_mut()),
+        kb::openapi_paths(),
+    ) {
+        paths.extend(kb);
+    }
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
         .and_then(|s| s.as_object_mut())

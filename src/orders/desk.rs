@@ -242,21 +242,40 @@ pub async fn act(
 ) -> Result<Written, DeskError> {
     let policy = rules.policy();
     let action = command.name();
-    let written = store
-        .change_order(order_no, who, now, &rules.percents, action, |order| {
-            if !may_see(who, order) {
-                return Err(Refusal::Forbidden(String::new()));
-            }
-            check_dispatch(rules, order, &mut command)?;
-            order.apply(who, command, now, &policy)
-        })
-        .await
-        .map_err(|e| match e {
-            OrderStoreError::Refused(Refusal::Forbidden(m)) if m.is_empty() => {
-                DeskError::NotFound(order_no.to_owned())
-            }
-            e => e.into(),
-        })?;
+    // A direct answer with a knowledge-base entry is a hit on it, recorded
+    // with the closing (the store refuses an entry that is not published).
+    let hit = match &command {
+        Command::DirectAnswer {
+            kb_entry: Some(entry),
+            ..
+        } => Some(entry.clone()),
+        _ => None,
+    };
+    let change = |order: &mut WorkOrder| {
+        if !may_see(who, order) {
+            return Err(Refusal::Forbidden(String::new()));
+        }
+        check_dispatch(rules, order, &mut command)?;
+        order.apply(who, command, now, &policy)
+    };
+    let written = match &hit {
+        Some(entry) => {
+            store
+                .change_order_with_hit(order_no, entry, who, now, &rules.percents, action, change)
+                .await
+        }
+        None => {
+            store
+                .change_order(order_no, who, now, &rules.percents, action, change)
+                .await
+        }
+    };
+    let written = written.map_err(|e| match e {
+        OrderStoreError::Refused(Refusal::Forbidden(m)) if m.is_empty() => {
+            DeskError::NotFound(order_no.to_owned())
+        }
+        e => e.into(),
+    })?;
     Ok(written)
 }
 

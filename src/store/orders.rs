@@ -354,7 +354,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn change_in(
+    pub(super) async fn change_in(
         &self,
         tx: &mut Transaction<'static, Any>,
         order_no: &str,
