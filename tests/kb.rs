@@ -114,6 +114,7 @@ fn lifecycle_roles_and_versions() {
         "先办理异地就医备案。",
         None,
     );
+    agent.post("/api/v1/kb", &b).error(403);
     agent
         .post("/api/v1/kb", &body("x", "y", "z", Some("hhht-medsec")))
         .error(403);

@@ -123,6 +123,9 @@ pub async fn create(
     content: Content,
     now: i64,
 ) -> Result<KbWritten, KbError> {
+    // The role first: an agent learns it may not write, not which field
+    // it got wrong.
+    super::lifecycle::may_write(who, &content.unit).map_err(KbError::Refused)?;
     content.check().map_err(KbError::Refused)?;
     check_content(rules, &content)?;
     let written = store

@@ -224,7 +224,7 @@ impl Content {
 }
 
 /// May `who` write entries of `unit`?
-fn may_write(who: &Principal, unit: &str) -> Result<(), Refusal> {
+pub fn may_write(who: &Principal, unit: &str) -> Result<(), Refusal> {
     match who.role {
         Role::Supervisor | Role::Admin => Ok(()),
         Role::UnitHandler if who.unit.as_deref() == Some(unit) => Ok(()),

@@ -29,7 +29,6 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{LowerCaser, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -170,6 +169,35 @@ const STOP_WORDS: &[&str] = &[
 /// punctuation or space.
 fn is_topic_word(token: &str) -> bool {
     token.chars().any(char::is_alphanumeric) && !STOP_WORDS.contains(&token)
+}
+
+/// Up to [`SNIPPET_CHARS`] characters of `text` around the place where
+/// most of `words` occur (tantivy's snippet generator expects tokens in
+/// text order, which jieba's search mode does not give).
+fn snippet(text: &str, words: &[String]) -> String {
+    const LEAD: usize = 20;
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let window = |start: usize| {
+        let from = chars.get(start).map_or(text.len(), |c| c.0);
+        let to = chars.get(start + SNIPPET_CHARS).map_or(text.len(), |c| c.0);
+        &text[from..to]
+    };
+    let mut best = (0, 0);
+    for word in words {
+        let Some(at) = text.find(word.as_str()) else {
+            continue;
+        };
+        let char_at = chars.partition_point(|c| c.0 < at);
+        let start = char_at.saturating_sub(LEAD);
+        let found = words
+            .iter()
+            .filter(|w| window(start).contains(String::as_str(w)))
+            .count();
+        if found > best.0 {
+            best = (found, start);
+        }
+    }
+    window(best.1).to_owned()
 }
 
 /// What to look for.
@@ -416,8 +444,6 @@ impl KbIndex {
         let searcher = self.reader.searcher();
         // A few more than asked, for the entries an expiry date drops.
         let top = searcher.search(&query, &TopDocs::with_limit(q.limit + 8).order_by_score())?;
-        let mut snippets = SnippetGenerator::create(&searcher, &query, f.answer)?;
-        snippets.set_max_num_chars(SNIPPET_CHARS);
         let mut hits = Vec::with_capacity(q.limit);
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -434,10 +460,7 @@ impl KbIndex {
             {
                 continue;
             }
-            let mut snippet = snippets.snippet_from_doc(&doc).fragment().to_owned();
-            if snippet.is_empty() {
-                snippet = text(f.answer).chars().take(SNIPPET_CHARS).collect();
-            }
+            let snippet = snippet(&text(f.answer), &words);
             hits.push(SearchHit {
                 entry_id: text(f.id),
                 version: doc
