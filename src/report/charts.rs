@@ -18,6 +18,15 @@ const FONT: &str = "sans-serif";
 
 type Failure = Box<dyn std::error::Error>;
 
+/// Labels a count axis at whole numbers only (small counts would repeat).
+fn whole(y: &f64) -> String {
+    if (y - y.round()).abs() < 1e-6 {
+        format!("{y:.0}")
+    } else {
+        String::new()
+    }
+}
+
 /// Stands in for a chart plotters could not draw (never expected).
 fn fallback(title: &str, e: &Failure) -> String {
     tracing::warn!("chart {title}: {e}");
@@ -45,7 +54,7 @@ pub fn daily_calls(days: &[DayCalls]) -> String {
             .disable_x_mesh()
             .x_labels(16)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&whole)
             .x_desc("日")
             .y_desc("来电量")
             .draw()?;
@@ -155,7 +164,7 @@ pub fn tiers(tiers: &[TierCount]) -> String {
             .disable_x_mesh()
             .x_labels(tiers.len() * 2 + 1)
             .x_label_formatter(&label)
-            .y_label_formatter(&|y| format!("{y:.0}"))
+            .y_label_formatter(&whole)
             .y_desc("单位数")
             .draw()?;
         chart.draw_series(tiers.iter().enumerate().map(|(i, t)| {

@@ -22,7 +22,8 @@
 //!   only, since only the lead contacts the citizen and asks for time): when
 //!   the unit was dispatched. Signed on time = signed by the sign clock's due
 //!   time; responded = the contact clock started at that dispatch stopped by
-//!   its due time (and not by a return before contact); returned = the
+//!   its due time (a lead whose return was approved before it contacted the
+//!   citizen is left out: the order was not its remit); returned = the
 //!   assignment ended by an approved return; extended = an approved extension
 //!   asked during that assignment.
 //! - on-time closing: when the lead's handle clock is (now) due, counting only
@@ -279,7 +280,8 @@ pub struct Overdue {
     pub due_at: i64,
     /// When it was done; null while still open.
     pub done_at: Option<i64>,
-    /// Hours past due at `done_at` (or at `now`).
+    /// Hours past due at `done_at` (while open: at the month's end, or now
+    /// if that is earlier).
     pub hours_late: f64,
 }
 
@@ -490,9 +492,11 @@ fn count_order(input: &Input, months: &mut Months, k: &mut Kpis, o: &WorkOrder) 
             clock(ClockKind::Sign).is_some_and(|c| a.signed_at.is_some_and(|s| s <= c.due_at));
         let returned = a.state == AssignmentState::Returned;
         let lead = a.role == AssignmentRole::Lead;
-        let responded = clock(ClockKind::Contact).is_some_and(|c| {
-            c.stopped_at.is_some_and(|s| s <= c.due_at) && !(returned && a.contacted_at.is_none())
-        });
+        // A lead whose return was approved before contacting never owed
+        // the contact: the order was not its remit.
+        let owes_contact = !(returned && a.contacted_at.is_none());
+        let responded =
+            clock(ClockKind::Contact).is_some_and(|c| c.stopped_at.is_some_and(|s| s <= c.due_at));
         let extended = o.extensions.iter().any(|e| {
             e.unit == unit
                 && e.state == RequestState::Approved
@@ -506,7 +510,9 @@ fn count_order(input: &Input, months: &mut Months, k: &mut Kpis, o: &WorkOrder) 
             u.return_rate.count(returned);
             if lead {
                 u.dispatched_as_lead += 1;
-                u.response_rate.count(responded);
+                if owes_contact {
+                    u.response_rate.count(responded);
+                }
                 u.extension_rate.count(extended);
                 u.praise_orders += u64::from(praise);
             }
@@ -535,6 +541,9 @@ fn count_order(input: &Input, months: &mut Months, k: &mut Kpis, o: &WorkOrder) 
         .filter(|r| r.state == RequestState::Approved)
         .filter_map(|r| r.decided_at)
         .collect();
+    // Open steps are measured at the month's end (or now, in a month still
+    // running), so an ended month's report reads the same whenever made.
+    let as_of = input.now.min(input.month.bounds(input.offset).1);
     for c in &o.clocks {
         let (ClockKind::Handle, Some(unit)) = (c.kind, c.unit.as_deref()) else {
             continue;
@@ -570,7 +579,7 @@ fn count_order(input: &Input, months: &mut Months, k: &mut Kpis, o: &WorkOrder) 
             step: "handle".into(),
             due_at: c.due_at,
             done_at: c.stopped_at,
-            hours_late: ((c.stopped_at.unwrap_or(input.now) - c.due_at) as f64 / 36_000.0).round()
+            hours_late: ((c.stopped_at.unwrap_or(as_of) - c.due_at) as f64 / 36_000.0).round()
                 / 100.0,
         };
         if a.role == AssignmentRole::Lead {

@@ -369,8 +369,8 @@ fn order_kpis_by_hand() {
     assert_eq!((gas.dispatched, gas.dispatched_as_lead), (2, 1));
     assert_eq!(gas.on_time_sign_rate, rate(2, 2));
     assert_eq!(gas.return_rate, rate(1, 2));
-    // Returned before contacting: no response.
-    assert_eq!(gas.response_rate, rate(0, 1));
+    // Returned before contacting: it never owed the contact.
+    assert_eq!(gas.response_rate, rate(0, 0));
     // Its only lead handle clock ended with the return: nothing due.
     assert_eq!(gas.on_time_closing_rate, rate(0, 0));
     assert_eq!(gas.on_time_closing_rate.rate, None);
@@ -382,7 +382,7 @@ fn order_kpis_by_hand() {
     assert_eq!(h.direct_answer_rate, rate(1, 4));
     assert_eq!(h.orders.dispatched, 5);
     assert_eq!(h.orders.on_time_sign_rate, rate(4, 5));
-    assert_eq!(h.orders.response_rate, rate(1, 4));
+    assert_eq!(h.orders.response_rate, rate(1, 3));
     assert_eq!(h.orders.on_time_closing_rate, rate(3, 5));
     assert_eq!(h.orders.return_rate, rate(1, 5));
     assert_eq!(h.orders.rework_rate, rate(1, 3));
@@ -393,7 +393,7 @@ fn order_kpis_by_hand() {
 
     // Both units serve 呼和浩特市 (150100), inside the region (150000).
     assert_eq!(k.divisions["150100"].dispatched, 5);
-    assert_eq!(k.divisions["150000"].response_rate, rate(1, 4));
+    assert_eq!(k.divisions["150000"].response_rate, rate(1, 3));
     assert_eq!(k.divisions.len(), 2);
 
     let ev = &k.evidence;
@@ -404,6 +404,10 @@ fn order_kpis_by_hand() {
     let overdue: Vec<&str> = k.overdue.iter().map(|o| o.order_no.as_str()).collect();
     assert_eq!(overdue, ["S", "C"]);
     assert_eq!(k.overdue[1].done_at, None);
+    // Due at the end of 15 October, still open at the end of the month:
+    // 16 days = 384 hours late.
+    assert_eq!(k.overdue[1].due_at, t(16, 0, 0));
+    assert_eq!(k.overdue[1].hours_late, 384.0);
     // A, C, D, E, F were accepted in October.
     assert_eq!(k.accepted.len(), 5);
 }

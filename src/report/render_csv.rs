@@ -232,8 +232,18 @@ pub fn render(r: &MonthlyReport) -> String {
     h.extend(order_header());
     section(&mut out, "units", &h);
     for u in &r.units {
-        let plus: f64 = u.score.bonuses.iter().map(|a| a.points).sum();
-        let minus: f64 = u.score.deductions.iter().map(|a| a.points).sum();
+        let plus: f64 = u
+            .score
+            .bonuses
+            .iter()
+            .map(|a| a.points)
+            .fold(0.0, |a, b| a + b);
+        let minus: f64 = u
+            .score
+            .deductions
+            .iter()
+            .map(|a| a.points)
+            .fold(0.0, |a, b| a + b);
         let tier = u
             .score
             .tier

@@ -12,8 +12,8 @@ use std::fmt::Write;
 const STYLE: &str = "body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em;color:#222}\
 h1{font-size:1.6em;border-bottom:3px solid #a00;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.6em;border-left:5px solid #a00;padding-left:.4em}\
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #999;padding:.25em .5em;text-align:right}\
-th{background:#eee}td.t,th.t{text-align:left}.note{color:#555;font-size:.85em}svg{max-width:100%;height:auto}\
-@media print{body{margin:0}h2{page-break-after:avoid}table,svg{page-break-inside:avoid}}";
+th{background:#eee}td.t,th.t{text-align:left;white-space:nowrap}.note{color:#555;font-size:.85em}svg{max-width:100%;height:auto}\
+@page{size:A4 landscape;margin:12mm}@media print{body{margin:0;font-size:10pt}h2{page-break-after:avoid}table,svg{page-break-inside:avoid}}";
 
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
@@ -223,8 +223,12 @@ pub fn render(r: &MonthlyReport) -> String {
     let _ = write!(h, "\n<h2>四、承办单位考核</h2>\n<table>\n{}", head(&cols));
     for u in &r.units {
         let s = &u.score;
-        let plus: f64 = s.bonuses.iter().map(|a| a.points).sum();
-        let minus: f64 = s.deductions.iter().map(|a| a.points).sum();
+        let plus: f64 = s.bonuses.iter().map(|a| a.points).fold(0.0, |a, b| a + b);
+        let minus: f64 = s
+            .deductions
+            .iter()
+            .map(|a| a.points)
+            .fold(0.0, |a, b| a + b);
         let _ = writeln!(
             h,
             "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{plus:.2}</td><td>{minus:.2}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr>",

@@ -122,7 +122,7 @@ pub fn score(k: &OrderKpis, e: &UnitEvidence, notices: usize, c: &ReportConfig) 
             });
         }
     }
-    let plus: f64 = bonuses.iter().map(|a| a.points).sum();
+    let plus: f64 = bonuses.iter().map(|a| a.points).fold(0.0, |a, b| a + b);
     let minus: f64 = deductions
         .iter()
         .map(|a| a.points)
