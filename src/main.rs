@@ -1,6 +1,6 @@
 //! The `hotline` command: `serve` (the default), `config check`,
 //! `flows check|schema|simulate`, `migrate`, `agents add|list|disable|enable`,
-//! `users add|list|disable|enable`.
+//! `users add|list|disable|enable`, `report monthly`.
 
 use clap::{Parser, Subcommand};
 use hotline::auth::Role;
@@ -62,6 +62,44 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Monthly KPIs, unit assessment and the published report (art. 18-20).
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportAction {
+    /// A month's report: the published one if there is one (byte for byte),
+    /// else a draft counted from the database now.
+    Monthly {
+        /// The month, YYYY-MM, in the local time of [orders] utc_offset.
+        #[arg(long, value_parser = parse_month)]
+        month: hotline::report::month::Month,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ReportFormat,
+        /// Write the report to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Store the report for good; the month must have ended and may be
+        /// published once.
+        #[arg(long)]
+        publish: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ReportFormat {
+    Html,
+    Json,
+    Csv,
+}
+
+fn parse_month(s: &str) -> Result<hotline::report::month::Month, String> {
+    hotline::report::month::Month::parse(s)
 }
 
 /// Where `agents` finds the database: as `migrate` does.
@@ -315,6 +353,7 @@ fn main() -> ExitCode {
             }) => migrate(database_url, config).await,
             Some(Command::Agents { action }) => agents(action).await,
             Some(Command::Users { action }) => users(action).await,
+            Some(Command::Report { action }) => report(action).await,
         }
     });
     match result {
@@ -489,6 +528,39 @@ async fn open_store(
         .unwrap_or_else(|| config.store.database_url.clone());
     let store = hotline::store::Store::connect(&url).await?;
     Ok((config, store))
+}
+
+async fn report(action: ReportAction) -> anyhow::Result<()> {
+    use hotline::report::{generate, render_csv, render_html};
+    let ReportAction::Monthly {
+        month,
+        format,
+        out,
+        publish,
+        store,
+    } = action;
+    let (config, store) = open_store(store).await?;
+    let units = hotline::orders::units::Units::load(&config.orders.units)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let report = if publish {
+        generate::publish(&store, &config, &units, month, now).await?
+    } else {
+        generate::monthly(&store, &config, &units, month, now).await?
+    };
+    let text = match format {
+        ReportFormat::Json => report.json(),
+        ReportFormat::Html => render_html::render(report.model()),
+        ReportFormat::Csv => render_csv::render(report.model()),
+    };
+    match out {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 async fn agents(action: AgentsAction) -> anyhow::Result<()> {

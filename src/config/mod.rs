@@ -60,6 +60,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub shared: SharedConfig,
     pub orders: OrdersConfig,
+    /// `[report]`: the monthly assessment's weights, tiers and notice rules.
+    pub report: crate::report::config::ReportConfig,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -527,6 +529,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             shared: SharedConfig::default(),
             orders: OrdersConfig::default(),
+            report: crate::report::config::ReportConfig::default(),
         }
     }
 }
@@ -1049,6 +1052,7 @@ impl Config {
         o.limits
             .validate()
             .map_err(|message| invalid("orders.limits", message))?;
+        self.report.validate()?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 pub mod kb;
 pub mod order_import;
 pub mod orders;
+pub mod report;
 pub mod seat_log;
 pub mod seats;
 pub mod users;
