@@ -16,6 +16,7 @@ pub mod config;
 pub mod ivr;
 pub mod media;
 pub mod orders;
+pub mod push;
 pub mod report;
 pub mod server;
 pub mod sip;

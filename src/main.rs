@@ -62,6 +62,12 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Push the outbox to the region platform (the config's `[push]`)
+    /// until SIGTERM, apart from the SIP nodes.
+    Push {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Where `agents` finds the database: as `migrate` does.
@@ -315,6 +321,7 @@ fn main() -> ExitCode {
             }) => migrate(database_url, config).await,
             Some(Command::Agents { action }) => agents(action).await,
             Some(Command::Users { action }) => users(action).await,
+            Some(Command::Push { store }) => push(store).await,
         }
     });
     match result {
@@ -473,6 +480,32 @@ async fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> anyho
     let store = hotline::store::Store::connect(&url).await?;
     store.close().await;
     println!("database schema is up to date");
+    Ok(())
+}
+
+/// Runs the outbox pusher alone until SIGTERM or SIGINT.
+async fn push(args: StoreArgs) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (config, store) = open_store(args).await?;
+    let push = config
+        .push
+        .ok_or_else(|| anyhow::anyhow!("push: the config has no [push] section"))?;
+    let stats = hotline::push::stats_for(&push);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = hotline::push::spawn(store.clone(), push, stats, stop.clone())?;
+    tracing::info!("hotline push ready");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stop.cancel();
+    for task in tasks {
+        // The pruner sleeps in a select on `stop` too: all end promptly.
+        task.await.ok();
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -60,6 +60,9 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub shared: SharedConfig,
     pub orders: OrdersConfig,
+    /// Real-time data push to the region platform; absent: no pusher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<crate::push::PushConfig>,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -527,6 +530,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             shared: SharedConfig::default(),
             orders: OrdersConfig::default(),
+            push: None,
         }
     }
 }
@@ -1049,6 +1053,10 @@ impl Config {
         o.limits
             .validate()
             .map_err(|message| invalid("orders.limits", message))?;
+        if let Some(push) = &self.push {
+            push.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 pub mod order_import;
 pub mod orders;
+pub mod outbox;
 pub mod seat_log;
 pub mod seats;
 pub mod users;
@@ -178,6 +179,8 @@ impl Store {
             },
         )
         .await?;
+        let events: Vec<_> = records.iter().map(outbox::call_event).collect();
+        outbox::write(&mut tx, self.dialect, &events).await?;
         tx.commit().await?;
         Ok(())
     }
