@@ -551,3 +551,84 @@ fn dedup_keeps_first_arrivals_in_order() {
     let ids: BTreeSet<String> = dedup(&seen).into_iter().map(|s| s.event_id).collect();
     assert_eq!(ids.len(), 3);
 }
+
+/// The store on its own, on SQLite and PostgreSQL: call records and seat
+/// changes write their outbox rows, a retried write makes no second
+/// event, a lease keeps a second holder out (and its cursor still), and
+/// pruning spares what the sinks have not acknowledged.
+#[test]
+fn the_store_writes_call_and_seat_events_fences_leases_and_prunes() {
+    use hotline::acd::router::{Activity, Status};
+    use hotline::call::record::CallRecord;
+    use hotline::store::Store;
+    use hotline::store::seat_log::SeatLogRow;
+
+    let dir = scratch("push-store");
+    let db = TempDb::new("push_store");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for url in [format!("sqlite://{}/store.db", dir.display()), db.url()] {
+        rt.block_on(async {
+            let store = Store::connect(&url).await.unwrap();
+            let record = CallRecord {
+                call_id: "c1@test".into(),
+                caller: PHONE.into(),
+                callee: "12345".into(),
+                started_at: 1_000,
+                ended_at: 2_000,
+                ..CallRecord::default()
+            };
+            store
+                .insert_calls(std::slice::from_ref(&record))
+                .await
+                .unwrap();
+            // Written again (a retry after a commit whose answer was lost).
+            store.insert_calls(&[record]).await.unwrap();
+            let seat = SeatLogRow::new("1001", 3_000, &Status::Available, &Activity::Idle);
+            store.insert_seat_log(&[seat]).await.unwrap();
+            let (rows, _) = store.outbox_after(0, 100).await.unwrap();
+            let got: Vec<(&str, &str, &str)> = rows
+                .iter()
+                .map(|r| (r.event_id.as_str(), r.stream.as_str(), r.kind.as_str()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("call:c1@test:1000", "c1@test", "call.ended"),
+                    ("seat:1", "1001", "seat.changed"),
+                ],
+                "{url}"
+            );
+            let call: Value = serde_json::from_str(&rows[0].payload).unwrap();
+            assert_eq!(
+                call["call"]["caller"], PHONE,
+                "kept as recorded; masked on the way out"
+            );
+
+            // One holder at a time; the other's cursor does not move.
+            assert!(store.take_lease("s", "a", 0, 1_000).await.unwrap());
+            assert!(!store.take_lease("s", "b", 500, 1_000).await.unwrap());
+            assert!(store.advance_cursor("s", "a", 1, 900, 1_000).await.unwrap());
+            assert!(!store.advance_cursor("s", "b", 2, 950, 1_000).await.unwrap());
+            assert_eq!(store.push_cursor("s").await.unwrap(), 1);
+            // a stops renewing: b takes over after expiry, and a is fenced.
+            assert!(store.take_lease("s", "b", 2_000, 1_000).await.unwrap());
+            assert!(
+                !store
+                    .advance_cursor("s", "a", 2, 2_001, 1_000)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(store.push_cursor("s").await.unwrap(), 1);
+
+            // Only acknowledged rows past the retention go.
+            assert_eq!(store.prune_outbox(1, 10_000).await.unwrap(), 1);
+            assert_eq!(store.prune_outbox(2, 2_500).await.unwrap(), 0);
+            let (rows, _) = store.outbox_after(0, 100).await.unwrap();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].event_id, "seat:1");
+            // (PostgreSQL's sequence spent a number on the skipped retry.)
+            assert_eq!(store.outbox_head().await.unwrap(), rows[0].seq);
+            store.close().await;
+        });
+    }
+}
