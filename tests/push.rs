@@ -632,3 +632,40 @@ fn the_store_writes_call_and_seat_events_fences_leases_and_prunes() {
         });
     }
 }
+
+/// A real call (SIPp) ends up on the stream as one `call.ended` event,
+/// with the caller's number masked.
+#[test]
+fn a_finished_call_is_pushed_with_its_caller_masked() {
+    require("sipp", "sip-tester");
+    let stream = RedisStream::new("call");
+    let server = Server::start("push-call", &[("push", &redis_push(&stream, ""))]);
+    let run = sipp(
+        &server,
+        &uac_scenario(Some(&offer("0", "a=rtpmap:0 PCMU/8000\n")), &pause(500)),
+        1,
+        &[],
+    );
+    assert!(run.success, "{}\n{}", run.describe(), server.log());
+    let call_id = sipp_call_id(&run);
+    let record = server.call_record(&call_id);
+    let event = poll(Duration::from_secs(15), Duration::from_millis(50), || {
+        stream
+            .read()
+            .into_iter()
+            .find(|s| s.kind == "call.ended" && s.stream == call_id)
+    })
+    .unwrap_or_else(|| panic!("no call event for {call_id}: {:?}", stream.read()));
+    let started = event
+        .event_id
+        .strip_prefix(&format!("call:{call_id}:"))
+        .and_then(|ms| ms.parse::<i64>().ok());
+    assert!(
+        started.is_some(),
+        "call:<call id>:<start ms>: {}",
+        event.event_id
+    );
+    assert_eq!(event.payload["call"]["callee"], "12345");
+    assert_eq!(event.payload["call"]["caller"], "138****8000", "{record}");
+    assert_eq!(event.payload["call"]["status"], 200);
+}
