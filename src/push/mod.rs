@@ -276,6 +276,9 @@ impl Pusher {
             };
             let wait = delivery.retry_at() - now;
             if wait > 0 {
+                // Wake to renew the lease during a long backoff: another
+                // node taking over here would only push the same batch.
+                let wait = wait.min(self.ttl_ms() / 3).max(1);
                 sleep(&stop, Duration::from_millis(wait as u64)).await;
                 continue;
             }
