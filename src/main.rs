@@ -67,6 +67,9 @@ enum Command {
     Push {
         #[command(flatten)]
         store: StoreArgs,
+        /// Serve the pusher's figures at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
 }
 
@@ -321,7 +324,10 @@ fn main() -> ExitCode {
             }) => migrate(database_url, config).await,
             Some(Command::Agents { action }) => agents(action).await,
             Some(Command::Users { action }) => users(action).await,
-            Some(Command::Push { store }) => push(store).await,
+            Some(Command::Push {
+                store,
+                metrics_listen,
+            }) => push(store, metrics_listen).await,
         }
     });
     match result {
@@ -484,7 +490,7 @@ async fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> anyho
 }
 
 /// Runs the outbox pusher alone until SIGTERM or SIGINT.
-async fn push(args: StoreArgs) -> anyhow::Result<()> {
+async fn push(args: StoreArgs, metrics_listen: Option<SocketAddr>) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -494,7 +500,28 @@ async fn push(args: StoreArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("push: the config has no [push] section"))?;
     let stats = hotline::push::stats_for(&push);
     let stop = tokio_util::sync::CancellationToken::new();
-    let tasks = hotline::push::spawn(store.clone(), push, stats, stop.clone())?;
+    let mut tasks = hotline::push::spawn(store.clone(), push, stats.clone(), stop.clone())?;
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr}: {e}"))?;
+        let bound = listener.local_addr()?;
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let stats = stats.clone();
+                async move { hotline::push::render(&stats) }
+            }),
+        );
+        let done = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { done.cancelled().await })
+                .await
+                .ok();
+        }));
+        tracing::info!(metrics = %bound, "push metrics served");
+    }
     tracing::info!("hotline push ready");
     tokio::select! {
         _ = term.recv() => {}

@@ -234,7 +234,8 @@ fn a_pusher_killed_mid_stream_loses_nothing_and_a_second_one_waits_for_the_lease
 
     let mut first = PushProcess::start(&server.dir, &config);
     first.expect_log("took the push lease", Duration::from_secs(10));
-    let second = PushProcess::start(&server.dir, &config);
+    let second =
+        PushProcess::start_with(&server.dir, &config, &["--metrics-listen", "127.0.0.1:0"]);
     second.expect_log(
         "another node holds the push lease; waiting",
         Duration::from_secs(10),
@@ -305,6 +306,17 @@ fn a_pusher_killed_mid_stream_loses_nothing_and_a_second_one_waits_for_the_lease
         restarted.log()
     );
     // Unmasked by config: the platform is entitled to the identity here.
+    // The standalone pusher's own figures.
+    let metrics = second.metrics();
+    let sink = format!("sink=\"redis:{}\"", stream.key);
+    assert!(
+        metrics.contains(&format!("hotline_push_leader{{{sink}}} 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("hotline_push_delivered_total{{{sink}}}")),
+        "{metrics}"
+    );
     let order = orders_only(&unique);
     assert_eq!(
         order[0].payload["order"]["intake"]["citizen"]["phone"],

@@ -74,6 +74,15 @@ impl PushStats {
     }
 }
 
+/// The figures alone as Prometheus text (`hotline push --metrics-listen`).
+pub fn render(stats: &Arc<PushStats>) -> String {
+    let mut registry = prometheus_client::registry::Registry::with_prefix("hotline");
+    registry.register_collector(stats.scrape());
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).ok();
+    out
+}
+
 #[derive(Debug)]
 struct Scrape(Arc<PushStats>);
 

@@ -236,10 +236,16 @@ impl PushProcess {
     /// Starts `hotline push --config <config>` in `dir` and waits until it
     /// is up.
     pub fn start(dir: &Path, config: &Path) -> PushProcess {
+        PushProcess::start_with(dir, config, &[])
+    }
+
+    /// As [`PushProcess::start`], with more arguments.
+    pub fn start_with(dir: &Path, config: &Path, args: &[&str]) -> PushProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotline"))
             .arg("push")
             .arg("--config")
             .arg(config)
+            .args(args)
             .current_dir(dir)
             .env("HOTLINE_LOG", "info,sqlx=warn")
             .env_remove("DATABASE_URL")
@@ -280,6 +286,20 @@ impl PushProcess {
             "{text:?} not logged within {limit:?}:\n{}",
             self.log()
         );
+    }
+
+    /// The figures it serves (started with `--metrics-listen`).
+    pub fn metrics(&self) -> String {
+        let log = self.log();
+        let addr = log
+            .lines()
+            .find_map(|l| l.split("metrics=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| panic!("no metrics address logged:\n{log}"));
+        let (status, body) = super::http(addr, "GET", "/metrics", "");
+        assert_eq!(status, 200, "{body}");
+        body
     }
 
     /// SIGKILL: no chance to finish a batch or give up the lease.
