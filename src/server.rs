@@ -368,6 +368,10 @@ impl Shared {
                 restart_required.push(key);
             }
         }
+        // The pusher's tasks are started once, with the config they began with.
+        if old.push != new.push {
+            restart_required.push("push");
+        }
         self.admission
             .lock()
             .expect("admission lock")
