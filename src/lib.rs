@@ -17,6 +17,7 @@ pub mod ivr;
 pub mod kb;
 pub mod media;
 pub mod orders;
+pub mod push;
 pub mod report;
 pub mod server;
 pub mod sip;

@@ -67,6 +67,15 @@ enum Command {
         #[command(subcommand)]
         action: ReportAction,
     },
+    /// Push the outbox to the region platform (the config's `[push]`)
+    /// until SIGTERM, apart from the SIP nodes.
+    Push {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Serve the pusher's figures at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -354,6 +363,10 @@ fn main() -> ExitCode {
             Some(Command::Agents { action }) => agents(action).await,
             Some(Command::Users { action }) => users(action).await,
             Some(Command::Report { action }) => report(action).await,
+            Some(Command::Push {
+                store,
+                metrics_listen,
+            }) => push(store, metrics_listen).await,
         }
     });
     match result {
@@ -512,6 +525,53 @@ async fn migrate(database_url: Option<String>, config: Option<PathBuf>) -> anyho
     let store = hotline::store::Store::connect(&url).await?;
     store.close().await;
     println!("database schema is up to date");
+    Ok(())
+}
+
+/// Runs the outbox pusher alone until SIGTERM or SIGINT.
+async fn push(args: StoreArgs, metrics_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (config, store) = open_store(args).await?;
+    let push = config
+        .push
+        .ok_or_else(|| anyhow::anyhow!("push: the config has no [push] section"))?;
+    let stats = hotline::push::stats_for(&push);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut tasks = hotline::push::spawn(store.clone(), push, stats.clone(), stop.clone())?;
+    if let Some(addr) = metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {addr}: {e}"))?;
+        let bound = listener.local_addr()?;
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let stats = stats.clone();
+                async move { hotline::push::render(&stats) }
+            }),
+        );
+        let done = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { done.cancelled().await })
+                .await
+                .ok();
+        }));
+        tracing::info!(metrics = %bound, "push metrics served");
+    }
+    tracing::info!("hotline push ready");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    stop.cancel();
+    for task in tasks {
+        // The pruner sleeps in a select on `stop` too: all end promptly.
+        task.await.ok();
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -166,6 +166,8 @@ pub struct Shared {
     pub seat_cache: SeatCache,
     /// Trunk health from the OPTIONS checks.
     pub trunks: Arc<crate::sip::trunks::TrunkStates>,
+    /// The outbox pusher's figures (no sinks when `[push]` is absent).
+    pub push: Arc<crate::push::PushStats>,
     reload_lock: Mutex<()>,
 }
 
@@ -368,6 +370,10 @@ impl Shared {
                 restart_required.push(key);
             }
         }
+        // The pusher's tasks are started once, with the config they began with.
+        if old.push != new.push {
+            restart_required.push("push");
+        }
         self.admission
             .lock()
             .expect("admission lock")
@@ -515,6 +521,11 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     let http_addr = http_listener.local_addr()?;
 
     warn_demo_passwords(&seat_config);
+    let push = config.push.clone();
+    let push_stats = push
+        .as_ref()
+        .map(crate::push::stats_for)
+        .unwrap_or_default();
     let shared = Arc::new(Shared {
         admission: Mutex::new(Admission::new(admission_limits(&config))),
         registrar: Mutex::new(Registrar::new(
@@ -549,6 +560,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         store,
         seat_cache: SeatCache::new(stored_seats),
         trunks: Default::default(),
+        push: push_stats.clone(),
         reload_lock: Mutex::new(()),
     });
 
@@ -565,6 +577,14 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         )),
         tokio::spawn(crate::kb::desk::run(shared.clone(), writer_stop.clone())),
     ];
+    if let Some(push) = push {
+        tasks.extend(crate::push::spawn(
+            shared.store.clone(),
+            push,
+            push_stats,
+            writer_stop.clone(),
+        )?);
+    }
     let acd_shared = shared.clone();
     let acd_stop = sip_cancel.clone();
     tasks.push(tokio::spawn(async move {

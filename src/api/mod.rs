@@ -171,6 +171,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.metrics.render_with(vec![
             Box::new(shared.acd.scrape()),
             Box::new(TrunkScrape(shared.trunks.snapshot(&shared.config.load()))),
+            shared.push.scrape(),
         ]),
     )
         .into_response()

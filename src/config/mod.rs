@@ -62,6 +62,9 @@ pub struct Config {
     pub orders: OrdersConfig,
     /// `[report]`: the monthly assessment's weights, tiers and notice rules.
     pub report: crate::report::config::ReportConfig,
+    /// Real-time data push to the region platform; absent: no pusher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<crate::push::PushConfig>,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -530,6 +533,7 @@ impl Default for Config {
             shared: SharedConfig::default(),
             orders: OrdersConfig::default(),
             report: crate::report::config::ReportConfig::default(),
+            push: None,
         }
     }
 }
@@ -1053,6 +1057,10 @@ impl Config {
             .validate()
             .map_err(|message| invalid("orders.limits", message))?;
         self.report.validate()?;
+        if let Some(push) = &self.push {
+            push.validate()
+                .map_err(|(key, message)| invalid(key, message))?;
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod kb;
 pub mod order_import;
 pub mod orders;
 pub mod report;
+pub mod outbox;
 pub mod seat_log;
 pub mod seats;
 pub mod users;
@@ -180,6 +181,8 @@ impl Store {
             },
         )
         .await?;
+        let events: Vec<_> = records.iter().map(outbox::call_event).collect();
+        outbox::write(&mut tx, self.dialect, &events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -2,9 +2,10 @@
 //! seed for benchmarks. Each call writes its orders in one transaction as
 //! multi-row INSERTs: the row with the projections the API filters on
 //! (as [`Store::change_order`] writes them, at version 1), each unit's
-//! newest part, each step's newest clock with its next alert, and one
-//! `import` audit entry per order. The day sequences in `order_numbers` move
-//! past the imported numbers, so orders made later never collide with them.
+//! newest part, each step's newest clock with its next alert, one `import`
+//! audit entry and one outbox event per order. The day sequences in
+//! `order_numbers` move past the imported numbers, so orders made later
+//! never collide with them.
 //!
 //! An order number already in the store fails the whole call; nothing of
 //! it is written.
@@ -111,6 +112,12 @@ impl Store {
             |q, (day, seq)| q.bind((*day).to_owned()).bind(*seq),
         )
         .await?;
+
+        let events: Vec<_> = orders
+            .iter()
+            .map(|o| super::outbox::order_event(o, VERSION, "order.imported", &[], now))
+            .collect();
+        super::outbox::write(&mut tx, self.dialect, &events).await?;
 
         tx.commit().await?;
         Ok(())

@@ -1,13 +1,14 @@
 //! Work orders in the store: each order is one JSON document with a
 //! version, written with the projections the API filters on (status,
-//! category, units, clocks) and an audit entry, all in one transaction.
+//! category, units, clocks), an audit entry and an outbox event
+//! ([`super::outbox`]), all in one transaction.
 //!
 //! Writers hand in a closure that runs the sans-IO lifecycle on the
 //! current document ([`Store::change_order`]); the store diffs the document
 //! before and after for the audit log ([`crate::orders::audit`]). PostgreSQL
 //! locks the row (`FOR UPDATE`) so nodes take turns; SQLite has one writer.
 
-use super::{Dialect, Store, StoreError, insert_rows};
+use super::{Dialect, Store, StoreError, insert_rows, outbox};
 use crate::auth::Principal;
 use crate::orders::audit::diff;
 use crate::orders::lifecycle::{Assignment, Event, Refusal, WorkOrder};
@@ -234,6 +235,8 @@ impl Store {
         let changes =
             serde_json::json!({"created": serde_json::to_value(&order).unwrap_or_default()});
         insert_audit(&mut tx, &order.order_no, now, who, "create", &changes).await?;
+        let event = outbox::order_event(&order, 1, "order.created", &events, now);
+        outbox::write(&mut tx, self.dialect, std::slice::from_ref(&event)).await?;
         tx.commit().await?;
         Ok(Written {
             order,
@@ -396,6 +399,8 @@ impl Store {
         );
         write_projections(tx, self.dialect, &order, version + 1, now, percents, false).await?;
         insert_audit(tx, order_no, now, who, action, &changes).await?;
+        let event = outbox::order_event(&order, version + 1, "order.changed", &events, now);
+        outbox::write(tx, self.dialect, std::slice::from_ref(&event)).await?;
         Ok(Written {
             order,
             version: version + 1,

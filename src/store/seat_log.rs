@@ -48,13 +48,14 @@ impl SeatLogRow {
 }
 
 impl Store {
-    /// Appends changes, in one transaction.
+    /// Appends changes, with their outbox events, in one transaction.
     pub async fn insert_seat_log(&self, rows: &[SeatLogRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut events = Vec::with_capacity(rows.len());
         for r in rows {
-            sqlx::query(
+            let id: i64 = sqlx::query_scalar(
                 "INSERT INTO seat_log (seat, at, status, reason, activity, call) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(r.seat.clone())
             .bind(r.at)
@@ -62,9 +63,11 @@ impl Store {
             .bind(r.reason.clone())
             .bind(r.activity.clone())
             .bind(r.call)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+            events.push(super::outbox::seat_event(id, r));
         }
+        super::outbox::write(&mut tx, self.dialect, &events).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod events;
 pub mod media;
 pub mod orders;
+pub mod push;
 pub mod seat;
 pub mod temp_db;
 pub mod trunk;
