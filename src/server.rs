@@ -164,6 +164,8 @@ pub struct Shared {
     pub seat_cache: SeatCache,
     /// Trunk health from the OPTIONS checks.
     pub trunks: Arc<crate::sip::trunks::TrunkStates>,
+    /// Numbers blocked after review, as the call path reads them.
+    pub blocks: Arc<crate::callers::blocks::BlockList>,
     reload_lock: Mutex<()>,
 }
 
@@ -546,6 +548,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         store,
         seat_cache: SeatCache::new(stored_seats),
         trunks: Default::default(),
+        blocks: Default::default(),
         reload_lock: Mutex::new(()),
     });
 
@@ -557,6 +560,10 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         tokio::spawn(crate::sip::trunks::run(shared.clone())),
         tokio::spawn(crate::acd::audit::run(shared.clone(), writer_stop.clone())),
         tokio::spawn(crate::orders::sweeper::run(
+            shared.clone(),
+            writer_stop.clone(),
+        )),
+        tokio::spawn(crate::callers::task::run(
             shared.clone(),
             writer_stop.clone(),
         )),

@@ -7,6 +7,7 @@
 
 mod agents;
 mod auth;
+mod callers;
 mod events;
 mod orders;
 mod supervise;
@@ -44,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(transfer::routes())
         .merge(events::routes())
         .merge(orders::routes())
+        .merge(callers::routes())
         .fallback(not_found)
         .with_state(shared)
 }

@@ -60,6 +60,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub shared: SharedConfig,
     pub orders: OrdersConfig,
+    /// Repeat and abusive callers: detection thresholds, blocks (art. 26).
+    pub callers: crate::callers::config::CallersConfig,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -527,6 +529,7 @@ impl Default for Config {
             shutdown: ShutdownConfig::default(),
             shared: SharedConfig::default(),
             orders: OrdersConfig::default(),
+            callers: Default::default(),
         }
     }
 }
@@ -1049,6 +1052,7 @@ impl Config {
         o.limits
             .validate()
             .map_err(|message| invalid("orders.limits", message))?;
+        self.callers.validate()?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! agree. Call records reach the database through [`writer`], which batches
 //! them and keeps them in memory while the database is away.
 
+pub mod callers;
 pub mod order_import;
 pub mod orders;
 pub mod seat_log;
