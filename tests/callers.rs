@@ -613,3 +613,49 @@ fn the_store_flags_blocks_and_expires_on_sqlite_and_postgresql() {
     let db = TempDb::new("callers");
     db.rt.block_on(store_round(&db.url()));
 }
+
+/// The call path reads blocks from memory: with the database away, a
+/// blocked number is still turned away with its notice, the API says 503,
+/// and the call's record is written once the database is back.
+#[test]
+fn a_blocked_number_stays_blocked_while_the_database_is_away() {
+    let db = TempDb::new("callers_down");
+    let store = format!("database_url = \"{}\"", db.url());
+    let server = Server::start(
+        "callers-down",
+        &[("store", &store), ("callers", "refresh_secs = 1")],
+    );
+    let supervisor = Client::new(&server, &user(&server, "li.jun", "supervisor", None));
+    let v = supervisor.post(
+        "/api/v1/callers/blocks",
+        &json!({"number": DIRECT, "reason": "harassment", "duration_days": 1}),
+    );
+    let block = v.expect(201)["block"]["id"].as_i64().unwrap();
+    // The API's change reaches the view at once; let one refresh pass too.
+    std::thread::sleep(Duration::from_millis(1_500));
+
+    db.outage();
+    server.expect_log("active blocks not re-read", Duration::from_secs(10));
+    let v = supervisor.get("/api/v1/callers/blocks");
+    assert!(v.error(503).contains("database"), "{v}");
+
+    // Six seconds of the call: the harassment notice from its start.
+    let heard = call_and_listen(&server, DIRECT, Duration::from_secs(6));
+    expect_prompt(
+        &heard.pcm,
+        "blocked_harassment",
+        4.0,
+        true,
+        "blocked caller during the outage",
+        || server.log(),
+    );
+
+    db.restore();
+    let record = server.call_record(&heard.call_id);
+    assert_eq!(
+        record["final_action"],
+        format!("blocked:{block}"),
+        "{record}"
+    );
+    assert_eq!(record["hangup_by"], "caller", "{record}");
+}
