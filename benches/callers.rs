@@ -1,8 +1,10 @@
 //! The nuisance sweep at scale: seeds a day of N call records (default
 //! 200,000, about what a provincial 12345 centre answers on a busy day),
 //! then times the sweep's parts: reading the window's calls, the pure
-//! detection over them, and whole sweeps (the first writes the flags, the
-//! next find the same evidence used and write nothing).
+//! detection over them, whole-window sweeps (the first writes the flags,
+//! the next find the same evidence used and write nothing), and the
+//! incremental sweep `serve` runs after its first round (only the numbers
+//! with new call records: five minutes' worth, then none).
 //!
 //! `cargo bench --bench callers -- [--calls N] [--db-url URL]`
 //! (SQLite in a temporary folder unless `--db-url` names a database).
@@ -14,7 +16,7 @@
 use hotline::call::record::CallRecord;
 use hotline::callers::config::CallersConfig;
 use hotline::callers::detect::detect;
-use hotline::callers::task::sweep;
+use hotline::callers::task::{Sweeper, sweep};
 use hotline::store::Store;
 use std::time::{Duration, Instant};
 
@@ -152,10 +154,14 @@ async fn run(args: Args) {
         "  detect over them: median {:.1?} ({found} flags)",
         median(detects)
     );
+    let mut sweeper = Sweeper::default();
     let t = Instant::now();
-    let first = sweep(&store, &thresholds, now).await.expect("first sweep");
+    let first = sweeper
+        .run(&store, &thresholds, now)
+        .await
+        .expect("first sweep");
     println!(
-        "  first sweep (writes the flags): {:.1?}, {first} flags",
+        "  first sweep (whole window, writes the flags): {:.1?}, {first} flags",
         t.elapsed()
     );
     let mut again = Vec::new();
@@ -165,7 +171,37 @@ async fn run(args: Args) {
         assert_eq!(n, 0, "the same evidence flagged twice");
         again.push(t.elapsed());
     }
-    println!("  later sweeps (nothing new): median {:.1?}", median(again));
+    println!(
+        "  whole-window sweeps after it (nothing new): median {:.1?}",
+        median(again)
+    );
+    // Five minutes of new calls (the shipped sweep period) at the same rate.
+    let fresh: Vec<CallRecord> = day_of_calls(args.calls + args.calls / 288, now)
+        .split_off(args.calls)
+        .into_iter()
+        .map(|mut c| {
+            c.call_id = format!("{}-new", c.call_id);
+            c
+        })
+        .collect();
+    store.insert_calls(&fresh).await.expect("new calls");
+    let t = Instant::now();
+    let n = sweeper.run(&store, &thresholds, now).await.expect("sweep");
+    println!(
+        "  incremental sweep after {} new calls: {:.1?} ({n} flags)",
+        fresh.len(),
+        t.elapsed()
+    );
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        sweeper.run(&store, &thresholds, now).await.expect("sweep");
+        idle.push(t.elapsed());
+    }
+    println!(
+        "  incremental sweep with no new calls: median {:.1?}",
+        median(idle)
+    );
     store.close().await;
     if args.db_url.is_none() {
         std::fs::remove_dir_all(&dir).ok();

@@ -548,7 +548,26 @@ async fn store_round(url: &str) {
             .unwrap(),
         0
     );
-    let flags = store.flags(Some("pending"), 10).await.unwrap();
+    // serve's sweeper: whole window first, then only numbers with new records.
+    let mut sweeper = hotline::callers::task::Sweeper::default();
+    assert_eq!(sweeper.run(&store, &thresholds, now).await.unwrap(), 0);
+    let more: Vec<CallRecord> = (0..3)
+        .map(|i| record(&format!("d-{i}"), DIRECT, now, (i + 1) * 1_000))
+        .collect();
+    store.insert_calls(&more).await.unwrap();
+    assert_eq!(sweeper.run(&store, &thresholds, now).await.unwrap(), 1);
+    assert_eq!(sweeper.run(&store, &thresholds, now).await.unwrap(), 0);
+    let direct = store.flags(Some("pending"), 10).await.unwrap();
+    assert_eq!(direct[0].number, DIRECT);
+    assert_eq!(direct[0].call_ids, ["d-2", "d-1", "d-0"]);
+
+    let flags: Vec<_> = store
+        .flags(Some("pending"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.number == NUISANCE)
+        .collect();
     assert_eq!(flags.len(), 1);
     assert_eq!(flags[0].call_ids, ["s-2", "s-1", "s-0"], "oldest first");
 

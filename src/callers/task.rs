@@ -2,13 +2,14 @@
 //! expiry of blocks whose time is up, and the refresh of the in-memory
 //! [`BlockList`](super::blocks::BlockList) the call path reads.
 //!
-//! One loop: every second it checks what is due. The view is re-read every
+//! One loop: every second it checks what is due. After its first round
+//! the sweep reads only the numbers with new call records ([`Sweeper`]). The view is re-read every
 //! `callers.refresh_secs` and at once when the API changed a block; expiry
 //! runs with each re-read. A database that is away keeps the last view and
 //! the sweep tries again next round.
 
 use super::blocks::BlockView;
-use super::detect::detect;
+use super::detect::{Thresholds, detect};
 use crate::auth::Principal;
 use crate::call::record::now_ms;
 use crate::server::Shared;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// Runs until `stop`.
 pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let (mut last_refresh, mut last_sweep) = (i64::MIN, now_ms());
+    let mut sweeper = Sweeper::default();
     loop {
         let config = shared.config.load().callers.clone();
         let now = now_ms();
@@ -29,7 +31,7 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
         }
         if config.sweep_secs > 0 && now - last_sweep >= i64::from(config.sweep_secs) * 1000 {
             last_sweep = now;
-            match sweep(&shared.store, &config.thresholds(), now).await {
+            match sweeper.run(&shared.store, &config.thresholds(), now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(flags = n, "nuisance sweep raised flags"),
                 Err(e) => tracing::warn!(error = %e, "nuisance sweep failed; next round retries"),
@@ -57,19 +59,70 @@ pub async fn refresh(shared: &Shared, now: i64) {
     }
 }
 
-/// One sweep at `now`: reads the window's calls and the evidence already
-/// used, writes a flag for each new pattern; returns how many.
-pub async fn sweep(
+/// One full sweep at `now`: reads every call of the window and the
+/// evidence already used, writes a flag for each new pattern; returns how
+/// many.
+pub async fn sweep(store: &Store, thresholds: &Thresholds, now: i64) -> Result<usize, StoreError> {
+    let calls = store.recent_call_facts(now - thresholds.window_ms).await?;
+    flag(store, thresholds, now, &calls).await
+}
+
+/// Records re-read behind the newest one seen: on PostgreSQL several nodes
+/// insert at once, and a record may commit after one with a higher key.
+/// Re-reading is harmless (evidence is used once).
+const MARGIN: i64 = 1_000;
+
+/// The sweep as `serve` runs it: the first round reads the whole window,
+/// later rounds only the numbers with call records written since (a
+/// pattern can only grow by a new call), each over the window.
+#[derive(Debug, Default)]
+pub struct Sweeper {
+    /// Records up to this key have been looked at.
+    after: Option<i64>,
+}
+
+impl Sweeper {
+    /// One round at `now`; returns the flags written.
+    pub async fn run(
+        &mut self,
+        store: &Store,
+        thresholds: &Thresholds,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let since = now - thresholds.window_ms;
+        let calls = match self.after {
+            None => {
+                let newest = store.newest_call_key().await?;
+                let calls = store.recent_call_facts(since).await?;
+                self.after = Some(newest - MARGIN);
+                calls
+            }
+            Some(after) => match store.callers_written_after(after).await? {
+                None => return Ok(0),
+                Some((numbers, newest)) => {
+                    let calls = store.call_facts_of(&numbers, since).await?;
+                    self.after = Some((newest - MARGIN).max(after));
+                    calls
+                }
+            },
+        };
+        flag(store, thresholds, now, &calls).await
+    }
+}
+
+/// Detects over `calls` and writes the new flags.
+async fn flag(
     store: &Store,
-    thresholds: &super::detect::Thresholds,
+    thresholds: &Thresholds,
     now: i64,
+    calls: &[super::detect::CallFact],
 ) -> Result<usize, StoreError> {
-    let since = now - thresholds.window_ms;
-    let calls = store.recent_call_facts(since).await?;
-    let used = store.flag_evidence_since(since).await?;
+    let used = store
+        .flag_evidence_since(now - thresholds.window_ms)
+        .await?;
     let system = Principal::system("nuisance-sweep");
     let mut n = 0;
-    for found in detect(thresholds, now, &calls, &used) {
+    for found in detect(thresholds, now, calls, &used) {
         if let Some(flag) = store.insert_flag(&found, &system, now).await? {
             tracing::info!(flag = flag.id, pattern = %flag.pattern, calls = flag.call_ids.len(), "caller flagged for review");
             n += 1;

@@ -100,6 +100,11 @@ pub enum Decision {
     Dismiss,
 }
 
+/// What detection reads of a call, and whether an order links it.
+const FACTS: &str = "SELECT c.call_id, c.caller, c.started_at, c.answered_at, c.ended_at, \
+    c.hangup_by, c.connected_at, c.seat_ended_at, c.packets_in, c.final_action, \
+    (SELECT COUNT(*) FROM order_calls o WHERE o.call_id = c.call_id) AS orders FROM calls c";
+
 const FLAG_COLUMNS: &str = "id, number, pattern, state, detail, created_at, created_by, \
     reviewed_at, reviewed_by, review_reason, review_note, block_id";
 const BLOCK_COLUMNS: &str = "id, number, reason, flag_id, state, note, created_at, created_by, \
@@ -107,35 +112,70 @@ const BLOCK_COLUMNS: &str = "id, number, reason, flag_id, state, note, created_a
 
 impl Store {
     /// The calls started since `since` as detection sees them (the
-    /// `calls_started_at` index keeps this cheap).
+    /// `calls_started_at` index keeps this to the window).
     pub async fn recent_call_facts(&self, since: i64) -> Result<Vec<CallFact>, StoreError> {
+        let sql = format!("{FACTS} WHERE c.started_at >= $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_fact).collect()
+    }
+
+    /// The numbers whose call records were written after record `after`
+    /// (the `calls` key), and the newest record's key; `None` when none.
+    pub async fn callers_written_after(
+        &self,
+        after: i64,
+    ) -> Result<Option<(Vec<String>, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.call_id, c.caller, c.started_at, c.answered_at, c.ended_at, c.hangup_by, \
-             c.connected_at, c.seat_ended_at, c.packets_in, c.final_action, \
-             (SELECT COUNT(*) FROM order_calls o WHERE o.call_id = c.call_id) AS orders \
-             FROM calls c WHERE c.started_at >= $1",
+            "SELECT caller, MAX(id) AS newest FROM calls WHERE id > $1 GROUP BY caller",
         )
-        .bind(since)
+        .bind(after)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let final_action: Option<String> = r.try_get("final_action")?;
-                Ok(CallFact {
-                    call_id: r.try_get("call_id")?,
-                    caller: r.try_get("caller")?,
-                    started_at: r.try_get("started_at")?,
-                    answered_at: r.try_get("answered_at")?,
-                    ended_at: r.try_get("ended_at")?,
-                    hangup_by: r.try_get("hangup_by")?,
-                    connected_at: r.try_get("connected_at")?,
-                    seat_ended_at: r.try_get("seat_ended_at")?,
-                    packets_in: r.try_get("packets_in")?,
-                    has_order: r.try_get::<i64, _>("orders")? > 0,
-                    blocked: final_action.is_some_and(|a| a.starts_with("blocked")),
-                })
-            })
-            .collect()
+        let mut newest = None::<i64>;
+        let mut numbers = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("newest")?;
+            newest = Some(newest.map_or(id, |n| n.max(id)));
+            numbers.push(r.try_get("caller")?);
+        }
+        Ok(newest.map(|n| (numbers, n)))
+    }
+
+    /// The newest call record's key (0 for none).
+    pub async fn newest_call_key(&self) -> Result<i64, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM calls")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The calls of these numbers started since `since` (the
+    /// `calls_caller` index: a few rows per number).
+    pub async fn call_facts_of(
+        &self,
+        numbers: &[String],
+        since: i64,
+    ) -> Result<Vec<CallFact>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in numbers.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "{FACTS} WHERE c.started_at >= $1 AND c.caller IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since);
+            for n in chunk {
+                q = q.bind(n.clone());
+            }
+            let rows = q.fetch_all(&self.pool).await?;
+            for r in &rows {
+                out.push(row_to_fact(r)?);
+            }
+        }
+        Ok(out)
     }
 
     /// (call, pattern) pairs already used as evidence by flags raised since
@@ -763,6 +803,23 @@ async fn insert_audit(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+fn row_to_fact(r: &AnyRow) -> Result<CallFact, StoreError> {
+    let final_action: Option<String> = r.try_get("final_action")?;
+    Ok(CallFact {
+        call_id: r.try_get("call_id")?,
+        caller: r.try_get("caller")?,
+        started_at: r.try_get("started_at")?,
+        answered_at: r.try_get("answered_at")?,
+        ended_at: r.try_get("ended_at")?,
+        hangup_by: r.try_get("hangup_by")?,
+        connected_at: r.try_get("connected_at")?,
+        seat_ended_at: r.try_get("seat_ended_at")?,
+        packets_in: r.try_get("packets_in")?,
+        has_order: r.try_get::<i64, _>("orders")? > 0,
+        blocked: final_action.is_some_and(|a| a.starts_with("blocked")),
+    })
 }
 
 fn row_to_flag(r: &AnyRow) -> Result<Flag, StoreError> {
