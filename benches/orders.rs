@@ -490,6 +490,7 @@ fn shift(o: &mut WorkOrder, d: i64) {
         escalated: _,
         merged_from: _,
         dispatch_override: _,
+        repeat_calls: _,
     } = o;
     *created_at += d;
     later(accepted_at, d);

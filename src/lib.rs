@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod calendar;
 pub mod call;
+pub mod callers;
 pub mod config;
 pub mod ivr;
 pub mod kb;

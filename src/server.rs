@@ -168,6 +168,8 @@ pub struct Shared {
     pub trunks: Arc<crate::sip::trunks::TrunkStates>,
     /// The outbox pusher's figures (no sinks when `[push]` is absent).
     pub push: Arc<crate::push::PushStats>,
+    /// Numbers blocked after review, as the call path reads them.
+    pub blocks: Arc<crate::callers::blocks::BlockList>,
     reload_lock: Mutex<()>,
 }
 
@@ -561,6 +563,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         seat_cache: SeatCache::new(stored_seats),
         trunks: Default::default(),
         push: push_stats.clone(),
+        blocks: Default::default(),
         reload_lock: Mutex::new(()),
     });
 
@@ -576,6 +579,10 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
             writer_stop.clone(),
         )),
         tokio::spawn(crate::kb::desk::run(shared.clone(), writer_stop.clone())),
+        tokio::spawn(crate::callers::task::run(
+            shared.clone(),
+            writer_stop.clone(),
+        )),
     ];
     if let Some(push) = push {
         tasks.extend(crate::push::spawn(

@@ -110,6 +110,17 @@ async fn render(shared: &Shared, event: SeatEvent) -> Value {
             }
         };
         value["earlier_calls"] = Value::Array(earlier);
+        // A repeat caller: the agent sees which orders are still open.
+        let open = shared
+            .store
+            .open_orders_of(caller, i64::MAX)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no open orders for the screen pop");
+                Vec::new()
+            });
+        value["repeat_caller"] = Value::Bool(!open.is_empty());
+        value["open_orders"] = json!(open);
     }
     value
 }

@@ -7,6 +7,7 @@
 
 mod agents;
 mod auth;
+mod callers;
 mod events;
 mod kb;
 mod orders;
@@ -46,6 +47,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(events::routes())
         .merge(orders::routes())
         .merge(kb::routes())
+        .merge(callers::routes())
         .fallback(not_found)
         .with_state(shared)
 }

@@ -7,6 +7,7 @@
 //! the flow and its version, the path of nodes, the final action, survey
 //! score, callback request and voice message.
 
+use crate::callers::blocks::{ActiveBlock, BlockList, notice_prompts};
 use crate::config::Config;
 use crate::ivr::interpreter::{
     Action, Answer, CallFacts, Event, FlowSource, Interpreter, Outcome, PromptRef, Query, Trace,
@@ -21,6 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::time::Instant;
+
+/// The flow's prompt for a blocked caller; a reviewed block replaces it
+/// with the notice for its reason.
+const BLOCKED_NOTICE: &str = "blocked_notice";
 
 impl FlowSource for FlowSet {
     fn flow(&self, name: &str) -> Option<Arc<crate::ivr::model::Flow>> {
@@ -69,6 +74,10 @@ pub struct IvrRun {
     /// A queue the flow sent the caller to, not yet taken up by the call.
     queue_request: Option<(String, u8)>,
     transfer_request: Option<String>,
+    /// Numbers blocked after review (article 26), read without waiting.
+    blocks: Arc<BlockList>,
+    /// The reviewed block the caller was found under, if any.
+    block: Option<ActiveBlock>,
 }
 
 impl IvrRun {
@@ -82,6 +91,7 @@ impl IvrRun {
         stats: Arc<FlowStats>,
         store: Store,
         calendar: Arc<crate::calendar::Calendar>,
+        blocks: Arc<BlockList>,
         call_id: &str,
         caller: &str,
         now: Instant,
@@ -117,6 +127,8 @@ impl IvrRun {
             record,
             queue_request: None,
             transfer_request: None,
+            blocks,
+            block: None,
         })
     }
 
@@ -188,6 +200,7 @@ impl IvrRun {
         while let Some(action) = self.it.poll_action() {
             match action {
                 Action::Play { prompts, .. } => {
+                    let prompts = self.block_notice(prompts);
                     let list = self.resolve(&prompts);
                     if list.is_empty() {
                         // Nothing to play: it is over at once.
@@ -231,7 +244,10 @@ impl IvrRun {
                     self.hold(&prompts, stream);
                 }
                 Action::Hangup => {
-                    self.record.final_action = Some("hangup".into());
+                    self.record.final_action = Some(match &self.block {
+                        Some(b) => format!("blocked:{}", b.id),
+                        None => "hangup".into(),
+                    });
                     request = Request::Hangup;
                 }
             }
@@ -333,11 +349,51 @@ impl IvrRun {
             .collect()
     }
 
-    fn ask(&self, query: Query) {
+    /// The reviewed block the caller was turned away under.
+    pub fn block(&self) -> Option<&ActiveBlock> {
+        self.block.as_ref()
+    }
+
+    /// A caller under a reviewed block hears its reason and end in place
+    /// of the flow's generic `blocked_notice`.
+    fn block_notice(&self, prompts: Vec<PromptRef>) -> Vec<PromptRef> {
+        let Some(block) = &self.block else {
+            return prompts;
+        };
+        let mut out = Vec::with_capacity(prompts.len() + 6);
+        for p in prompts {
+            if p.name == BLOCKED_NOTICE {
+                let now = crate::call::record::now_ms();
+                out.extend(
+                    notice_prompts(block, now)
+                        .into_iter()
+                        .map(|name| PromptRef {
+                            language: p.language.clone(),
+                            name,
+                        }),
+                );
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn ask(&mut self, query: Query) {
         let tx = self.answers_tx.clone();
         match query {
             Query::Blocked { caller } => {
-                let blocked = self.config.ivr.blocked_numbers.contains(&caller);
+                // The in-memory view: the call path never waits on the
+                // database for this.
+                let now = crate::call::record::now_ms();
+                self.block = self.blocks.current().lookup(&caller, now).cloned();
+                if let Some(b) = &self.block {
+                    // Known now, so a caller who hangs up during the notice
+                    // is still on record as turned away.
+                    self.record.final_action = Some(format!("blocked:{}", b.id));
+                }
+                let blocked =
+                    self.block.is_some() || self.config.ivr.blocked_numbers.contains(&caller);
                 tx.send(Answer::Blocked(blocked)).ok();
             }
             Query::OpenOrder { caller, days } => {

@@ -65,6 +65,8 @@ pub struct Config {
     /// Real-time data push to the region platform; absent: no pusher.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<crate::push::PushConfig>,
+    /// Repeat and abusive callers: detection thresholds, blocks (art. 26).
+    pub callers: crate::callers::config::CallersConfig,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -534,6 +536,7 @@ impl Default for Config {
             orders: OrdersConfig::default(),
             report: crate::report::config::ReportConfig::default(),
             push: None,
+            callers: Default::default(),
         }
     }
 }
@@ -1061,6 +1064,7 @@ impl Config {
             push.validate()
                 .map_err(|(key, message)| invalid(key, message))?;
         }
+        self.callers.validate()?;
         Ok(())
     }
 

@@ -280,6 +280,9 @@ pub struct WorkOrder {
     pub merged_from: Vec<String>,
     /// Why the dispatcher chose other units than the catalogue's default.
     pub dispatch_override: Option<String>,
+    /// Calls the citizen made about it while it was open (repeat calls).
+    #[serde(default)]
+    pub repeat_calls: u32,
 }
 
 /// Units the dispatch catalogue suggests.
@@ -402,6 +405,10 @@ pub enum Command {
         call_id: String,
         score: u8,
     },
+    /// The citizen called again while the order was open.
+    RepeatCall {
+        call: LinkedCall,
+    },
 }
 
 impl Command {
@@ -429,6 +436,7 @@ impl Command {
             Command::MergeInto { .. } => "merge",
             Command::Absorb { .. } => "absorb",
             Command::CallSurvey { .. } => "call_survey",
+            Command::RepeatCall { .. } => "repeat_call",
         }
     }
 
@@ -521,6 +529,7 @@ impl WorkOrder {
             escalated: None,
             merged_from: Vec::new(),
             dispatch_override: None,
+            repeat_calls: 0,
         }
     }
 
@@ -593,7 +602,9 @@ impl WorkOrder {
             | Command::Absorb { .. } => &[Dispatcher, Admin],
             Command::FollowUp { .. } => &[Agent, Dispatcher, Admin],
             Command::Alert { .. } => &[Dispatcher, Supervisor, Admin],
-            Command::ClockAlert { .. } | Command::CallSurvey { .. } => &[Admin],
+            Command::ClockAlert { .. }
+            | Command::CallSurvey { .. }
+            | Command::RepeatCall { .. } => &[Admin],
             Command::Sign { .. }
             | Command::Contact { .. }
             | Command::Report { .. }
@@ -877,6 +888,25 @@ impl WorkOrder {
                     .ok_or_else(|| conflict(format!("call {call_id} is not on this order")))?;
                 call.survey_score = Some(score);
                 Ok(vec![event("call_survey", None, score.to_string())])
+            }
+            Command::RepeatCall { call } => {
+                if matches!(
+                    self.status,
+                    OrderStatus::Draft | OrderStatus::Closed | OrderStatus::Archived
+                ) {
+                    return Err(conflict(format!(
+                        "an order that is {} takes no repeat calls",
+                        self.status.as_str()
+                    )));
+                }
+                // Linked already (filed from this very call): nothing new.
+                if self.intake.calls.iter().any(|c| c.call_id == call.call_id) {
+                    return Ok(Vec::new());
+                }
+                let id = call.call_id.clone();
+                self.intake.calls.push(call);
+                self.repeat_calls += 1;
+                Ok(vec![event("repeat_call", None, id)])
             }
         }
     }

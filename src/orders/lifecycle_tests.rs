@@ -1065,3 +1065,33 @@ fn the_ivr_survey_rates_the_call_on_its_order() {
     r.ok(&system, rate("c-1"));
     assert_eq!(r.order.intake.calls[0].survey_score, Some(4));
 }
+
+#[test]
+fn a_repeat_call_joins_an_open_order_once_and_is_counted() {
+    let mut r = Run::draft(AppealType::Help);
+    let system = Principal::system("repeat-caller");
+    let call = |id: &str| Command::RepeatCall {
+        call: LinkedCall {
+            call_id: id.into(),
+            recording: None,
+            ivr_path: vec!["main:welcome".into()],
+            seat: None,
+            survey_score: None,
+        },
+    };
+    assert!(is_conflict(&r.refused(&system, call("c-2"))), "a draft");
+    r.ok(&agent(), Command::Submit);
+    assert!(matches!(
+        r.refused(&agent(), call("c-2")),
+        Refusal::Forbidden(_)
+    ));
+    r.ok(&system, call("c-2"));
+    assert_eq!(r.order.repeat_calls, 1);
+    assert_eq!(r.order.intake.calls.last().unwrap().call_id, "c-2");
+    // The same call again changes nothing.
+    let before = r.order.clone();
+    assert!(r.ok(&system, call("c-2")).is_empty());
+    assert_eq!(r.order, before);
+    r.ok(&system, call("c-3"));
+    assert_eq!(r.order.repeat_calls, 2);
+}

@@ -7,6 +7,7 @@
 //! them and keeps them in memory while the database is away.
 
 pub mod kb;
+pub mod callers;
 pub mod order_import;
 pub mod orders;
 pub mod report;

@@ -145,6 +145,10 @@ pub async fn run(shared: Arc<Shared>, setup: CallSetup) {
         let rated = record
             .survey_score
             .map(|score| (record.call_id.clone(), score));
+        // A call from a citizen with an open order joins that order.
+        let repeat = record.clone();
+        let linker = shared.clone();
+        tokio::spawn(async move { crate::callers::repeat::link(&linker, &repeat).await });
         shared.records.send(record);
         if let Some((call_id, score)) = rated {
             // The orders filed during the call learn the caller's rating.
@@ -497,10 +501,12 @@ impl<'a> Call<'a> {
                     self.on_command(command).await;
                 }
                 answer = recv_answer(&mut self.ivr) => {
-                    if let Some(answer) = answer
-                        && self.with_ivr(|ivr, s| ivr.answer(answer, s)) == IvrRequest::Hangup
-                    {
-                        return self.hang_up(End::FlowHangup);
+                    if let Some(answer) = answer {
+                        let request = self.with_ivr(|ivr, s| ivr.answer(answer, s));
+                        self.record_if_blocked();
+                        if request == IvrRequest::Hangup {
+                            return self.hang_up(End::FlowHangup);
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(ivr_at) => {
@@ -550,6 +556,7 @@ impl<'a> Call<'a> {
             self.shared.flow_stats.clone(),
             self.shared.store.clone(),
             self.shared.calendar.load_full(),
+            self.shared.blocks.clone(),
             &self.record.call_id,
             &self.record.caller,
             now,
@@ -806,6 +813,29 @@ impl<'a> Call<'a> {
             | LegEvent::Digit(_)
             | LegEvent::Refer(_)
             | LegEvent::ReferReplaces { .. } => {}
+        }
+    }
+
+    /// A caller turned away by a reviewed block is recorded while they
+    /// hear the notice (left: the caller; the notice itself is named in the
+    /// call record), under the recordings folder's `calls/blocked/`.
+    fn record_if_blocked(&mut self) {
+        let (Some(stream), None) = (&self.stream, &self.wav) else {
+            return;
+        };
+        if self.ivr.as_ref().and_then(IvrRun::block).is_none() {
+            return;
+        }
+        match StereoWav::create(
+            &self.config.ivr.recordings_dir,
+            "blocked",
+            &self.record.call_id,
+        ) {
+            Ok(wav) => {
+                stream.record_stereo(Duration::from_secs(self.config.ivr.max_call_secs.into()));
+                self.wav = Some(wav);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record the blocked call"),
         }
     }
 
