@@ -164,6 +164,8 @@ pub struct Shared {
     pub seat_cache: SeatCache,
     /// Trunk health from the OPTIONS checks.
     pub trunks: Arc<crate::sip::trunks::TrunkStates>,
+    /// The wallboard's feed, shared by every screen.
+    pub wallboard: crate::wallboard::Hub,
     reload_lock: Mutex<()>,
 }
 
@@ -546,6 +548,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         store,
         seat_cache: SeatCache::new(stored_seats),
         trunks: Default::default(),
+        wallboard: Default::default(),
         reload_lock: Mutex::new(()),
     });
 

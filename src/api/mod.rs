@@ -11,6 +11,7 @@ mod events;
 mod orders;
 mod supervise;
 mod transfer;
+mod wallboard;
 
 use crate::report::metrics::TrunkScrape;
 use crate::server::Shared;
@@ -44,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(transfer::routes())
         .merge(events::routes())
         .merge(orders::routes())
+        .merge(wallboard::routes())
         .fallback(not_found)
         .with_state(shared)
 }

@@ -11,6 +11,7 @@ pub mod orders;
 pub mod seat_log;
 pub mod seats;
 pub mod users;
+pub mod wallboard;
 pub mod writer;
 
 use crate::call::record::{CallRecord, RtpSummary};

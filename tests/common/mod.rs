@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod browser;
 pub mod conversation;
 pub mod events;
 pub mod media;
