@@ -310,3 +310,94 @@ fn the_socket_wants_a_hotline_token() {
     let (status, chosen, _) = upgrade(&server, &format!("?token={token}"), &[]);
     assert_eq!((status, chosen), (101, None));
 }
+
+/// A wallboard connection read from the test: every message, in order.
+struct Feed {
+    rt: tokio::runtime::Runtime,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Feed {
+    fn open(server: &Server, token: &str) -> Feed {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = format!("ws://{}/api/v1/wallboard/ws?token={token}", server.http);
+        let (socket, _) = rt
+            .block_on(tokio_tungstenite::connect_async(url.as_str()))
+            .expect("the wallboard socket");
+        Feed { rt, socket }
+    }
+
+    /// The first board within `limit` that `check` accepts.
+    fn board_where(&mut self, limit: Duration, check: impl Fn(&Value) -> bool) -> Option<Value> {
+        use futures::StreamExt;
+        let socket = &mut self.socket;
+        self.rt.block_on(async {
+            let wait = async {
+                while let Some(Ok(message)) = socket.next().await {
+                    let Ok(v) = serde_json::from_str::<Value>(&message.to_string()) else {
+                        continue;
+                    };
+                    if v["type"] == "snapshot" && check(&v["board"]) {
+                        return Some(v["board"].clone());
+                    }
+                }
+                None
+            };
+            tokio::time::timeout(limit, wait).await.ok().flatten()
+        })
+    }
+}
+
+/// On PostgreSQL, and through an outage: the board keeps showing the last
+/// counts it read and the live queues and seats, says the database is
+/// down, and recovers by itself.
+#[test]
+fn the_board_on_postgresql_survives_a_database_outage() {
+    let db = common::temp_db::TempDb::new("wallboard_outage");
+    let store = format!("database_url = \"{}\"", db.url());
+    let server = Server::start(
+        "wallboard-pg",
+        &[("store", &store), ("orders", "sweep_secs = 0")],
+    );
+    let token = user(&server, "wall.pg", "admin", None);
+    let agent = Client::new(&server, &user(&server, "qian.agent", "agent", None));
+    agent
+        .post("/api/v1/orders", &appeal(NO_HEATING))
+        .expect(201);
+
+    let mut feed = Feed::open(&server, &token);
+    let wait = Duration::from_secs(10);
+    let board = feed
+        .board_where(wait, |b| b["orders"]["total"] == 1)
+        .unwrap_or_else(|| panic!("no board with the order\n{}", server.log()));
+    assert_eq!(board["database_down"], false, "{board}");
+    assert_eq!(board["emergency"]["open_orders"], 1, "{board}");
+    assert_eq!(board["seats"]["total"], 10, "{board}");
+    assert_eq!(board["calls"]["asked"], 0, "{board}");
+
+    db.outage();
+    let board = feed
+        .board_where(Duration::from_secs(20), |b| b["database_down"] == true)
+        .unwrap_or_else(|| {
+            panic!(
+                "the board never said the database is down\n{}",
+                server.log()
+            )
+        });
+    assert_eq!(board["orders"]["total"], 1, "the last counts stay: {board}");
+    assert_eq!(
+        board["seats"]["offline"], 10,
+        "the seats stay live: {board}"
+    );
+
+    db.restore();
+    let board = feed
+        .board_where(Duration::from_secs(20), |b| b["database_down"] == false)
+        .unwrap_or_else(|| panic!("the board did not recover\n{}", server.log()));
+    assert_eq!(board["orders"]["total"], 1, "{board}");
+}

@@ -15,8 +15,7 @@
 //! tell a quiet floor from a dead connection.
 
 use super::ApiError;
-use crate::auth::Principal;
-use crate::auth::token::{TokenError, hash_token, is_token};
+use crate::auth::token::{TokenError, is_token};
 use crate::server::Shared;
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -101,29 +100,6 @@ fn refused(e: &TokenError) -> ApiError {
     ApiError::unauthorized(e.challenge(), message)
 }
 
-/// Who the token belongs to, as the bearer extractor decides it (the
-/// token cache covers a database outage).
-async fn principal(shared: &Shared, token: &str) -> Result<Principal, ApiError> {
-    let hash = hash_token(token);
-    let now = crate::call::record::now_ms();
-    match shared.store.user_by_token_hash(&hash).await {
-        Ok(Some(principal)) => {
-            shared.tokens.remember(&hash, &principal, now);
-            Ok(principal)
-        }
-        Ok(None) => {
-            shared.tokens.forget(&hash);
-            Err(refused(&TokenError::Unknown))
-        }
-        Err(e) => shared.tokens.recall(&hash, now).ok_or_else(|| {
-            ApiError::status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot check the token, the database is unavailable: {e}"),
-            )
-        }),
-    }
-}
-
 async fn socket(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
@@ -131,7 +107,7 @@ async fn socket(
 ) -> Result<Response, ApiError> {
     let token =
         offered_token(ws.requested_protocols(), query.as_deref()).map_err(|e| refused(&e))?;
-    let user = principal(&shared, &token).await?;
+    let user = super::auth::principal(&shared, &token).await?;
     if !user.role.is_hotline() {
         return Err(ApiError::status(
             StatusCode::FORBIDDEN,

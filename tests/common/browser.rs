@@ -21,9 +21,20 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const WIDTH: u32 = 1920;
 pub const HEIGHT: u32 = 1080;
 
+/// The Chromium process, killed when dropped (also when starting fails
+/// half way).
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
 /// One Chromium with one page.
 pub struct Browser {
-    child: Child,
+    child: Process,
     pub profile: PathBuf,
     runtime: tokio::runtime::Runtime,
     /// The browser's DevTools socket.
@@ -62,6 +73,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(Process)
             .expect("spawn chromium");
         // DevToolsActivePort: the port, then the browser target's path.
         let active = profile.join("DevToolsActivePort");
@@ -232,8 +244,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
+        self.child.0.kill().ok();
+        self.child.0.wait().ok();
         std::fs::remove_dir_all(&self.profile).ok();
     }
 }
