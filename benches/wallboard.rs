@@ -16,7 +16,7 @@
 //! board reads (the columns it does not read keep plain values).
 
 use hotline::call::record::CallRecord;
-use hotline::report::wallboard::{Inputs, OLDEST_SHOWN, Snapshot, Targets, day_start_ms};
+use hotline::report::wallboard::{Inputs, Snapshot, Targets, day_start_ms};
 use hotline::store::{Dialect, Store};
 use sqlx::{AnyConnection, Connection};
 use std::time::{Duration, Instant};
@@ -300,7 +300,7 @@ async fn run(args: Args) {
     let day_start = day_start_ms(NOW, offset);
     // Warm the caches as a running board would have.
     let counts = store
-        .board_counts(day_start, NOW, OLDEST_SHOWN as i64)
+        .board_counts(day_start, NOW, hotline::wallboard::CLOCKS_READ)
         .await
         .expect("the board's counts");
     let mut store_times = Vec::with_capacity(args.runs);
@@ -309,7 +309,7 @@ async fn run(args: Args) {
     for _ in 0..args.runs {
         let t = Instant::now();
         let counts = store
-            .board_counts(day_start, NOW, OLDEST_SHOWN as i64)
+            .board_counts(day_start, NOW, hotline::wallboard::CLOCKS_READ)
             .await
             .expect("the board's counts");
         store_times.push(t.elapsed());

@@ -58,6 +58,41 @@ const STREET_LIGHT: &str = "010701";
 /// 停暖: an emergency order, dispatched at once.
 const NO_HEATING: &str = "010101";
 
+/// Moves every running clock of `order_no` in the server's SQLite
+/// database so it fell due `ago_ms` ago.
+fn make_overdue(server: &Server, order_no: &str, ago_ms: i64) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", server.dir.join("hotline.db").display());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA busy_timeout=5000")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let moved = sqlx::query(
+            "UPDATE order_clocks SET due_at = $1, original_due_at = $1 \
+             WHERE order_no = $2 AND stopped_at IS NULL",
+        )
+        .bind(now - ago_ms)
+        .bind(order_no)
+        .execute(&mut db)
+        .await
+        .unwrap();
+        assert!(
+            moved.rows_affected() > 0,
+            "order {order_no} has no running clock"
+        );
+    });
+}
+
 /// Checks the bytes are a PNG of `width` × `height` and decodes every row.
 fn check_png(bytes: &[u8], width: u32, height: u32) {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
@@ -130,6 +165,27 @@ fn the_board_follows_seats_calls_and_orders_in_chromium() {
         browser.expect_figure("orders-dispatched", "1", wait, &log);
     }
     browser.expect_figure("emergency-orders", "1", wait, &log);
+
+    // The emergency order's handling falls two hours overdue (its clocks
+    // moved back in the database): the board lists it by number, step and
+    // unit, and shows nothing of the citizen.
+    let no = emergency.json["order"]["order_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    make_overdue(&server, &no, 2 * 3_600_000);
+    browser.expect_figure("overdue-orders", "1", wait, &log);
+    let rows = browser.eval("document.querySelectorAll('#overdue tr').length");
+    assert_eq!(rows, 1, "one line per overdue order");
+    let row = browser.eval("document.querySelector('#overdue tr').innerText");
+    let row = row.as_str().unwrap_or_default();
+    assert!(row.contains(&no), "{row}");
+    assert!(row.contains("2h 00m") || row.contains("2h 01m"), "{row}");
+    let text = browser.eval("document.body.innerText");
+    let text = text.as_str().unwrap_or_default();
+    for private in ["李四", "13900139000", "供暖"] {
+        assert!(!text.contains(private), "the wall shows {private}");
+    }
 
     // A caller waits in the emergency queue: no emergency seat is
     // registered, so nobody can take it. SIPp hangs up after 8 s.

@@ -143,7 +143,8 @@ pub struct Inputs {
     pub orders_today: BTreeMap<String, u64>,
     /// Orders with at least one running clock past due.
     pub overdue_orders: u64,
-    /// The oldest overdue clocks, oldest first.
+    /// The oldest overdue clocks, oldest first; an order may have several
+    /// (each step and unit has its own), the board lists it once.
     pub overdue_oldest: Vec<OverdueClock>,
     /// Emergency orders not yet closed.
     pub open_emergency_orders: u64,
@@ -426,6 +427,12 @@ impl Snapshot {
             oldest: inputs
                 .overdue_oldest
                 .iter()
+                // One line per order: its longest-overdue step (the
+                // clocks come oldest first).
+                .filter({
+                    let mut seen = std::collections::HashSet::new();
+                    move |o| seen.insert(o.order_no.as_str())
+                })
                 .take(OLDEST_SHOWN)
                 .map(|o| OverdueLine {
                     order_no: o.order_no.clone(),
@@ -718,6 +725,33 @@ mod tests {
         // Open emergency orders with nobody waiting: amber.
         assert_eq!(b.emergency.open_orders, 2);
         assert_eq!(b.emergency.level, Level::Warn);
+    }
+
+    #[test]
+    fn an_order_late_on_several_steps_is_listed_once() {
+        let clock = |no: &str, step: &str, unit: &str, hours: i64| OverdueClock {
+            order_no: no.into(),
+            step: step.into(),
+            unit: unit.into(),
+            due_at: NOON_UTC - hours * 3_600_000,
+        };
+        let b = board(&Inputs {
+            overdue_orders: 2,
+            overdue_oldest: vec![
+                clock("A", "sign", "heating", 5),
+                clock("A", "sign", "housing", 5),
+                clock("B", "review", "", 4),
+                clock("A", "contact", "heating", 3),
+            ],
+            ..Inputs::default()
+        });
+        let lines: Vec<(&str, &str, u64)> = b
+            .overdue
+            .oldest
+            .iter()
+            .map(|l| (l.order_no.as_str(), l.step.as_str(), l.overdue_secs))
+            .collect();
+        assert_eq!(lines, [("A", "sign", 5 * 3600), ("B", "review", 4 * 3600)]);
     }
 
     #[test]

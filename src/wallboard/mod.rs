@@ -18,6 +18,10 @@ use tokio::sync::watch;
 /// How often the inputs are gathered: the board moves at most this often.
 pub const REFRESH: Duration = Duration::from_secs(1);
 
+/// Overdue clocks read per refresh: enough for [`OLDEST_SHOWN`] orders
+/// when each is late on several steps or units.
+pub const CLOCKS_READ: i64 = OLDEST_SHOWN as i64 * 8;
+
 /// The newest board as a JSON message, shared by every screen; `None`
 /// until the first refresh.
 pub type Board = Option<Arc<str>>;
@@ -81,11 +85,7 @@ fn offset(shared: &Shared) -> time::UtcOffset {
 /// (the last read) when the database is away, and says so.
 pub async fn gather(shared: &Shared, now: i64, counts: &mut BoardCounts) -> Inputs {
     let day_start = crate::report::wallboard::day_start_ms(now, offset(shared));
-    let database_down = match shared
-        .store
-        .board_counts(day_start, now, OLDEST_SHOWN as i64)
-        .await
-    {
+    let database_down = match shared.store.board_counts(day_start, now, CLOCKS_READ).await {
         Ok(fresh) => {
             *counts = fresh;
             false
