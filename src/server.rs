@@ -170,6 +170,8 @@ pub struct Shared {
     pub push: Arc<crate::push::PushStats>,
     /// Numbers blocked after review, as the call path reads them.
     pub blocks: Arc<crate::callers::blocks::BlockList>,
+    /// The wallboard's feed, shared by every screen.
+    pub wallboard: crate::wallboard::Hub,
     reload_lock: Mutex<()>,
 }
 
@@ -564,6 +566,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         trunks: Default::default(),
         push: push_stats.clone(),
         blocks: Default::default(),
+        wallboard: Default::default(),
         reload_lock: Mutex::new(()),
     });
 

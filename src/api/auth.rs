@@ -27,30 +27,36 @@ impl FromRequestParts<Arc<Shared>> for Caller {
             .map(|v| v.as_bytes());
         let token = parse_authorization(header)
             .map_err(|e| ApiError::unauthorized(e.challenge(), format!("authorization: {e}")))?;
-        let hash = hash_token(token);
-        let now = crate::call::record::now_ms();
-        match shared.store.user_by_token_hash(&hash).await {
-            Ok(Some(principal)) => {
-                shared.tokens.remember(&hash, &principal, now);
-                Ok(Caller(principal))
-            }
-            Ok(None) => {
-                shared.tokens.forget(&hash);
-                let e = TokenError::Unknown;
-                Err(ApiError::unauthorized(
-                    e.challenge(),
-                    format!("authorization: {e}"),
-                ))
-            }
-            // The database is away: a token it vouched for lately still
-            // works, so an agent can file the order of the call at hand.
-            Err(e) => match shared.tokens.recall(&hash, now) {
-                Some(principal) => Ok(Caller(principal)),
-                None => Err(ApiError::status(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot check the token, the database is unavailable: {e}"),
-                )),
-            },
+        principal(shared, token).await.map(Caller)
+    }
+}
+
+/// The user a well-formed token belongs to: 401 for an unknown or disabled
+/// one, 503 when the user table cannot be read and the token is not one
+/// the database vouched for lately.
+pub(super) async fn principal(shared: &Shared, token: &str) -> Result<Principal, ApiError> {
+    let hash = hash_token(token);
+    let now = crate::call::record::now_ms();
+    match shared.store.user_by_token_hash(&hash).await {
+        Ok(Some(principal)) => {
+            shared.tokens.remember(&hash, &principal, now);
+            Ok(principal)
         }
+        Ok(None) => {
+            shared.tokens.forget(&hash);
+            let e = TokenError::Unknown;
+            Err(ApiError::unauthorized(
+                e.challenge(),
+                format!("authorization: {e}"),
+            ))
+        }
+        // The database is away: a token it vouched for lately still
+        // works, so an agent can file the order of the call at hand.
+        Err(e) => shared.tokens.recall(&hash, now).ok_or_else(|| {
+            ApiError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check the token, the database is unavailable: {e}"),
+            )
+        }),
     }
 }

@@ -13,6 +13,7 @@ mod kb;
 mod orders;
 mod supervise;
 mod transfer;
+mod wallboard;
 
 use crate::report::metrics::TrunkScrape;
 use crate::server::Shared;
@@ -48,6 +49,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(orders::routes())
         .merge(kb::routes())
         .merge(callers::routes())
+        .merge(wallboard::routes())
         .fallback(not_found)
         .with_state(shared)
 }

@@ -19,3 +19,4 @@ pub mod notices;
 pub mod render_csv;
 pub mod render_html;
 pub mod score;
+pub mod wallboard;

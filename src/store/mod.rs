@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod seat_log;
 pub mod seats;
 pub mod users;
+pub mod wallboard;
 pub mod writer;
 
 use crate::call::record::{CallRecord, RtpSummary};

@@ -5,6 +5,7 @@
 
 pub mod baresip;
 pub mod callers;
+pub mod browser;
 pub mod conversation;
 pub mod events;
 pub mod media;
