@@ -134,6 +134,21 @@ fn lifecycle_roles_and_versions() {
     supervisor.get(&format!("/api/v1/kb/{id}")).expect(200);
     assert!(search(&agent, &q("异地就医")).is_empty());
 
+    // Maintainers list their own unit's entries; agents search instead.
+    let listed = |who: &Client| -> Vec<String> {
+        let v = who.get("/api/v1/kb?limit=10");
+        v.expect(200)["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&handler), [id.as_str()]);
+    assert_eq!(listed(&supervisor), [id.as_str()]);
+    assert!(listed(&other).is_empty());
+    agent.get("/api/v1/kb").error(403);
+
     // Order of steps and who takes them.
     act(&supervisor, &id, "publish", json!({})).error(409);
     act(&other, &id, "submit", json!({})).error(404);
