@@ -15,6 +15,9 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px sol
 th{background:#eee}td.t,th.t{text-align:left;white-space:nowrap}.note{color:#555;font-size:.85em}svg{max-width:100%;height:auto}\
 @page{size:A4 landscape;margin:12mm}@media print{body{margin:0;font-size:10pt}h2{page-break-after:avoid}table,svg{page-break-inside:avoid}}";
 
+/// Overdue steps listed on the page; the JSON and CSV list them all.
+const OVERDUE_ROWS: usize = 200;
+
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -274,7 +277,7 @@ pub fn render(r: &MonthlyReport) -> String {
             "<table>\n{}",
             head(&["工单号", "单位", "环节", "期限", "完成时间", "超期（小时）"])
         );
-        for x in &r.overdue {
+        for x in r.overdue.iter().take(OVERDUE_ROWS) {
             let _ = writeln!(
                 h,
                 "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
@@ -293,6 +296,14 @@ pub fn render(r: &MonthlyReport) -> String {
             );
         }
         h.push_str("</table>\n");
+    }
+
+    if r.overdue.len() > OVERDUE_ROWS {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">共 {} 件超期，此处列出期限最早的 {OVERDUE_ROWS} 件；完整清单见 JSON 或 CSV 格式。</p>",
+            r.overdue.len()
+        );
     }
 
     // 七、典型案例
