@@ -19,7 +19,12 @@ fn main() {
     let events: usize = std::env::var("PUSH_EVENTS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
+        // `cargo test --all-targets` runs this without --bench: a smoke test.
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            20_000
+        } else {
+            500
+        });
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(run(events));
 }

@@ -46,12 +46,15 @@ const USAGE: &str = "cargo bench --bench wallboard -- [options]
                          (default postgres://postgres@127.0.0.1:5432)";
 
 fn parse_args() -> Args {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // without it, as a smoke test of a small history.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let mut args = Args {
         db: Dialect::Sqlite,
-        orders: 200_000,
-        calls_per_day: 20_000,
-        days: 30,
-        runs: 300,
+        orders: if smoke { 2_000 } else { 200_000 },
+        calls_per_day: if smoke { 500 } else { 20_000 },
+        days: if smoke { 3 } else { 30 },
+        runs: if smoke { 5 } else { 300 },
         pg: "postgres://postgres@127.0.0.1:5432".into(),
     };
     let mut it = std::env::args().skip(1);
