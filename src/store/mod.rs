@@ -6,12 +6,12 @@
 //! agree. Call records reach the database through [`writer`], which batches
 //! them and keeps them in memory while the database is away.
 
-pub mod kb;
 pub mod callers;
+pub mod kb;
 pub mod order_import;
 pub mod orders;
-pub mod report;
 pub mod outbox;
+pub mod report;
 pub mod seat_log;
 pub mod seats;
 pub mod users;

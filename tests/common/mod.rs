@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 pub mod baresip;
-pub mod callers;
 pub mod browser;
+pub mod callers;
 pub mod conversation;
 pub mod events;
 pub mod media;
