@@ -2,9 +2,14 @@
 //! own APIs (call records, the seat log, orders driven by real lifecycle
 //! commands) in a fresh SQLite database, then the real binary's JSON, CSV
 //! and HTML compared with golden files under `tests/fixtures/report/`
-//! (`UPDATE_GOLDEN=1` rewrites them), the KPIs checked against values
-//! worked out by hand below, publication and late rows, bad arguments, and
-//! the same month on PostgreSQL (`HOTLINE_TEST_POSTGRES`).
+//! (`UPDATE_GOLDEN=1` rewrites them), the KPIs and hot topics checked
+//! against values worked out by hand below, publication and late rows, bad
+//! arguments, and the same month on PostgreSQL (`HOTLINE_TEST_POSTGRES`).
+//!
+//! Hot topics come from the knowledge base as the product fills it: unit
+//! handlers write and submit entries, a supervisor approves and publishes
+//! them, and an agent closing an order as a direct answer with an entry
+//! records a hit in the same transaction (`Store::change_order_with_hit`).
 //!
 //! The month is October 2026 in UTC+8 on the shipped calendar: Monday the
 //! 12th is a working day; sign is due by the end of the next working day,
@@ -17,6 +22,7 @@ use common::temp_db::TempDb;
 use hotline::auth::{Principal, Role};
 use hotline::calendar::Calendar;
 use hotline::call::record::CallRecord;
+use hotline::kb::lifecycle::{Command as KbCommand, Content, Entry, Source};
 use hotline::orders::deadline::{Limits, WorkTime};
 use hotline::orders::lifecycle::{Citizen, Command, Intake, PhoneNumber, Plan, Policy, WorkOrder};
 use hotline::orders::model::{AppealType, Channel, Satisfaction, Urgency};
@@ -32,6 +38,8 @@ const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
 /// 2026-10-01 00:00 +08:00.
 const OCT: i64 = 1_790_784_000_000;
+/// 2026-11-01 00:00 +08:00: the end of October, exclusive.
+const NOV: i64 = OCT + 31 * DAY;
 const WATER: &str = "hhht-water";
 const GAS: &str = "hhht-gas";
 const PERCENTS: &[u8] = &[50, 80];
@@ -72,13 +80,28 @@ struct Seed<'a> {
 }
 
 impl Seed<'_> {
-    /// Creates and submits an order on October `day`; returns its number.
+    /// Creates and submits a heating order at `at`; returns its number.
     async fn order(
         &self,
         kind: AppealType,
         phone: &str,
         at: i64,
         location: Option<&str>,
+    ) -> String {
+        let content = format!("暖气不热，请回电{phone}");
+        self.order_about(kind, phone, at, location, "0101", &content)
+            .await
+    }
+
+    /// Creates and submits an order about `category` at `at`.
+    async fn order_about(
+        &self,
+        kind: AppealType,
+        phone: &str,
+        at: i64,
+        location: Option<&str>,
+        category: &str,
+        content: &str,
     ) -> String {
         let intake = Intake {
             channel: Channel::Phone,
@@ -88,12 +111,12 @@ impl Seed<'_> {
                 confidential: false,
             },
             appeal_type: kind,
-            category: "0101".into(),
+            category: category.into(),
             urgency: Urgency::Normal,
             life_at_risk: false,
             division: "150102".into(),
             location: location.map(str::to_owned),
-            content: format!("暖气不热，请回电{phone}"),
+            content: content.into(),
             attachments: vec![],
             calls: vec![],
         };
@@ -129,6 +152,89 @@ impl Seed<'_> {
     async fn hotline(&self, no: &str, c: Command, at: i64) {
         self.run(no, Role::Dispatcher, None, c, at).await;
     }
+
+    /// A knowledge-base entry of `unit` as the product makes one: the
+    /// unit's handler writes and submits it, a supervisor approves and
+    /// publishes it, all on `at`. Returns its id.
+    async fn kb_entry(&self, unit: &str, title: &str, category: &str, at: i64) -> String {
+        let content = Content {
+            title: title.into(),
+            question: format!("{title}？"),
+            answer: "按现行规定办理，详见文件。".into(),
+            source: Source {
+                issuer: "呼和浩特市人民政府".into(),
+                number: "呼政发〔2026〕1号".into(),
+                effective: "2026-01-01".into(),
+                expires: None,
+            },
+            unit: unit.into(),
+            category: category.into(),
+            division: "150100".into(),
+        };
+        let author = who(Role::UnitHandler, Some(unit));
+        let id = self
+            .store
+            .kb_create(at, |id| Entry::create(id, &author, content, at))
+            .await
+            .unwrap()
+            .entry
+            .id;
+        let supervisor = who(Role::Supervisor, None);
+        for (p, c) in [
+            (&author, KbCommand::Submit),
+            (&supervisor, KbCommand::Approve),
+            (&supervisor, KbCommand::Publish),
+        ] {
+            let name = c.name();
+            self.store
+                .kb_change(&id, at, |e| e.apply(p, c, at))
+                .await
+                .unwrap_or_else(|e| panic!("{id} {name}: {e}"));
+        }
+        id
+    }
+
+    /// A consultation about `category` that the agent answers at once with
+    /// knowledge-base entry `entry` (a hit at `at`); returns its number.
+    async fn answered_with(&self, entry: &str, category: &str, question: &str, at: i64) -> String {
+        let no = self
+            .order_about(
+                AppealType::Consultation,
+                "13800138000",
+                at,
+                None,
+                category,
+                question,
+            )
+            .await;
+        self.answer_with(&no, entry, at).await;
+        no
+    }
+
+    /// Closes order `no` as a direct answer with `entry`, as the order desk
+    /// does: the hit is recorded with the closing.
+    async fn answer_with(&self, no: &str, entry: &str, at: i64) {
+        let agent = who(Role::Agent, None);
+        let c = Command::DirectAnswer {
+            kb_entry: Some(entry.into()),
+            answer: "按知识库答复".into(),
+        };
+        let name = c.name();
+        self.store
+            .change_order_with_hit(no, entry, &agent, at, PERCENTS, name, |o| {
+                o.apply(&agent, c, at, &policy())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{no} {name} with {entry}: {e}"));
+    }
+}
+
+/// What [`seed`] made.
+struct Seeded {
+    /// October's orders by letter: A, C, D, E, F, R1, R2, G1, G2, H, I.
+    orders: Vec<String>,
+    /// The knowledge-base entries X, Y, Z, W.
+    entries: Vec<String>,
 }
 
 fn local_day(at: i64) -> String {
@@ -209,8 +315,8 @@ fn call(n: i64, queued: Option<i64>, answer_after_s: Option<i64>, talk_s: i64) -
     }
 }
 
-/// Seeds October 2026; returns the order numbers by letter.
-async fn seed(store: &Store) -> Vec<String> {
+/// Seeds October 2026 (and a hit on either side of it).
+async fn seed(store: &Store) -> Seeded {
     let mut callback = call(4, Some(t(13, 10, 0)), None, 0);
     callback.callback_requested = true;
     store
@@ -245,6 +351,16 @@ async fn seed(store: &Store) -> Vec<String> {
 
     let s = Seed { store };
     let phone = "13800138000";
+    // Knowledge-base entries, all published on 1 September.
+    let sep1 = OCT - 30 * DAY + 10 * HOUR;
+    let x = s
+        .kb_entry(WATER, "停水通知与恢复供水时间", "010201", sep1)
+        .await;
+    let y = s
+        .kb_entry(GAS, "燃气开户报装办理流程", "010304", sep1)
+        .await;
+    let z = s.kb_entry(WATER, "水费缴纳渠道", "010205", sep1).await;
+    let w = s.kb_entry(GAS, "燃气收费标准", "010303", sep1).await;
     // A: help, water leads, gas assists; all on time; satisfied.
     let a = s.order(AppealType::Help, phone, t(12, 9, 0), None).await;
     s.hotline(&a, dispatch(WATER, &[GAS]), t(12, 9, 30)).await;
@@ -323,15 +439,11 @@ async fn seed(store: &Store) -> Vec<String> {
     )
     .await;
 
-    // E: answered directly at intake, basically satisfied.
+    // E: answered directly at intake with entry X (a hit), basically satisfied.
     let e = s
         .order(AppealType::Consultation, phone, t(13, 9, 0), None)
         .await;
-    let answer = Command::DirectAnswer {
-        kb_entry: None,
-        answer: "按政策办理".into(),
-    };
-    s.run(&e, Role::Agent, None, answer, t(13, 9, 0)).await;
+    s.answer_with(&e, &x, t(13, 9, 0)).await;
     s.hotline(
         &e,
         follow_up(true, Satisfaction::BasicallySatisfied),
@@ -356,7 +468,34 @@ async fn seed(store: &Store) -> Vec<String> {
     let r2 = s
         .order(AppealType::Complaint, "13900001111", t(14, 14, 0), place)
         .await;
-    vec![a, c, d, e, f, r1, r2]
+
+    // More direct answers with the knowledge base. X: E, G1, G2 (3 hits);
+    // Z: I on the 16th; Y: H on the 21st (1 hit each, Y first by id).
+    // G1's citizen is reached, resolved and satisfied; G2, H and I are not
+    // followed up yet.
+    let g1 = s
+        .answered_with(&x, "010201", "什么时候恢复供水", t(13, 15, 0))
+        .await;
+    s.hotline(&g1, follow_up(true, Satisfaction::Satisfied), t(14, 11, 0))
+        .await;
+    let i = s
+        .answered_with(&z, "010205", "水费在哪里交", t(16, 9, 0))
+        .await;
+    let g2 = s
+        .answered_with(&x, "010201", "停水通知在哪里看", t(20, 15, 0))
+        .await;
+    let h = s
+        .answered_with(&y, "010304", "燃气开户要带什么", t(21, 9, 0))
+        .await;
+    // Outside October, so not its hot topics: W on 30 September 23:59 and
+    // Y at the first instant of November (the month's end is exclusive).
+    s.answered_with(&w, "010303", "燃气多少钱一方", OCT - MIN)
+        .await;
+    s.answered_with(&y, "010304", "燃气开户怎么办", NOV).await;
+    Seeded {
+        orders: vec![a, c, d, e, f, r1, r2, g1, g2, h, i],
+        entries: vec![x, y, z, w],
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -476,12 +615,13 @@ fn unit<'a>(report: &'a Value, id: &str) -> &'a Value {
 fn october_by_hand_and_golden_files() {
     let env = Env::sqlite("report-golden");
     let rt = runtime();
-    let nos = rt.block_on(async {
+    let seeded = rt.block_on(async {
         let store = Store::connect(&env.url()).await.unwrap();
-        let nos = seed(&store).await;
+        let seeded = seed(&store).await;
         store.close().await;
-        nos
+        seeded
     });
+    let nos = &seeded.orders;
     let json = env.ok(&["--month", "2026-10", "--format", "json"]);
     let r: Value = serde_json::from_str(&json).unwrap();
 
@@ -502,9 +642,12 @@ fn october_by_hand_and_golden_files() {
     assert_eq!(r["average_wrap_up_time"]["seconds"], 40.0);
 
     let h = &r["hotline"];
-    // Valid appeals: A, C, D, E, R1, R2 (F is out of scope); E answered directly.
-    assert_eq!(h["valid_appeals"], 6);
-    assert_eq!(rate(&h["direct_answer_rate"]), (1, 6, Some(0.1667)));
+    // Valid appeals accepted in October: A, C, D, E, R1, R2, G1, G2, H, I
+    // = 10 (F is out of scope; W's order was accepted on 30 September and
+    // Y's second on 1 November). Answered directly, never dispatched: E,
+    // G1, G2, H, I = 5 → 5/10.
+    assert_eq!(h["valid_appeals"], 10);
+    assert_eq!(rate(&h["direct_answer_rate"]), (5, 10, Some(0.5)));
     // Assignments: A water + gas, C water, D gas then water.
     assert_eq!(h["dispatched"], 5);
 
@@ -549,9 +692,17 @@ fn october_by_hand_and_golden_files() {
     assert_eq!(g["score"]["tier"], Value::Null);
     assert_eq!(g["rank"], Value::Null);
 
-    // Whole hotline: E's follow-up has no unit but counts here.
-    assert_eq!(rate(&h["follow_up_rate"]), (4, 4, Some(1.0)));
-    assert_eq!(rate(&h["satisfaction_rate"]), (3, 3, Some(1.0)));
+    // Whole hotline: a direct answer's follow-up has no unit but counts
+    // here. Closings: A, D twice, E, G1, G2, H, I = 8; followed up: A, D
+    // twice, E, G1 = 5 → 5/8. Reached (the last per order): A, D, E, G1,
+    // all resolved and satisfied (satisfied, very, basically, satisfied).
+    assert_eq!(rate(&h["follow_up_rate"]), (5, 8, Some(0.625)));
+    assert_eq!(rate(&h["resolution_rate"]), (4, 4, Some(1.0)));
+    assert_eq!(rate(&h["satisfaction_rate"]), (4, 4, Some(1.0)));
+    assert_eq!(
+        h["satisfaction"],
+        serde_json::json!({"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 1, "unsatisfied": 0})
+    );
     let div = r["divisions"]
         .as_array()
         .unwrap()
@@ -570,6 +721,21 @@ fn october_by_hand_and_golden_files() {
     assert_eq!(repeats[0]["key"], "139****1111");
     assert_eq!(repeats[0]["orders"], serde_json::json!([r1, r2]));
     assert_eq!(repeats[1]["by"], "place");
+    // Hot topics: October's hits per entry, most first, ties by entry id.
+    // X: E (13th), G1 (13th), G2 (20th) = 3. Y: H (21st) = 1; its hit at
+    // 00:00 on 1 November belongs to November. Z: I (16th) = 1, after Y
+    // (an older id) although its hit came first. W's only hit was on 30
+    // September: not listed.
+    let (x, y, z) = (&seeded.entries[0], &seeded.entries[1], &seeded.entries[2]);
+    assert!(x < y && y < z);
+    assert_eq!(
+        r["hot_topics"],
+        serde_json::json!([
+            {"entry_id": x, "title": "停水通知与恢复供水时间", "category": "010201", "hits": 3},
+            {"entry_id": y, "title": "燃气开户报装办理流程", "category": "010304", "hits": 1},
+            {"entry_id": z, "title": "水费缴纳渠道", "category": "010205", "hits": 1},
+        ])
+    );
     // D was reworked: a typical case, its summary masked.
     assert_eq!(r["typical_cases"][0]["order_no"], nos[2]);
     assert_eq!(
@@ -584,6 +750,20 @@ fn october_by_hand_and_golden_files() {
         assert!(!text.contains("张三"));
     }
     assert!(csv.starts_with("# calls\n"));
+    assert!(
+        csv.contains(&format!(
+            "# hot_topics\nentry_id,title,category,hits\n\
+             {x},停水通知与恢复供水时间,010201,3\n\
+             {y},燃气开户报装办理流程,010304,1\n\
+             {z},水费缴纳渠道,010205,1\n\n"
+        )),
+        "{csv}"
+    );
+    assert!(html.contains(&format!(
+        "<tr><td class=\"t\">{x}</td><td class=\"t\">停水通知与恢复供水时间</td>\
+         <td>010201</td><td>3</td></tr>"
+    )));
+    assert!(!html.contains("本月无知识库热点"));
     assert!(html.contains("<h1>12345政务服务便民热线 2026-10 月度运行报告</h1>"));
     assert_eq!(html, env.ok(&["--month", "2026-10", "--format", "html"]));
     // Every chart is well-formed SVG.
@@ -611,9 +791,9 @@ fn published_months_do_not_change_and_late_rows_move_on() {
     let rt = runtime();
     let nos = rt.block_on(async {
         let store = Store::connect(&env.url()).await.unwrap();
-        let nos = seed(&store).await;
+        let seeded = seed(&store).await;
         store.close().await;
-        nos
+        seeded.orders
     });
     let draft = env.ok(&["--month", "2026-10"]);
     let published = env.ok(&["--month", "2026-10", "--publish"]);
@@ -658,6 +838,15 @@ fn published_months_do_not_change_and_late_rows_move_on() {
         rate(&unit(&nov, WATER)["on_time_closing_rate"]),
         (0, 1, Some(0.0))
     );
+    // The direct answer with entry Y at 00:00 on 1 November is November's:
+    // its one valid appeal and its one hot topic.
+    assert_eq!(
+        rate(&nov["hotline"]["direct_answer_rate"]),
+        (1, 1, Some(1.0))
+    );
+    assert_eq!(nov["hot_topics"].as_array().unwrap().len(), 1);
+    assert_eq!(nov["hot_topics"][0]["title"], "燃气开户报装办理流程");
+    assert_eq!(nov["hot_topics"][0]["hits"], 1);
 
     let again = env.fails(&["--month", "2026-10", "--publish"]);
     assert!(again.contains("2026-10 was already published"), "{again}");

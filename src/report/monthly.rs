@@ -14,7 +14,11 @@
 //! - repeat complaints: complaints accepted in the month from one citizen,
 //!   or about one place and category, at least `[report] repeat_complaints`
 //!   times;
-//! - hot topics: the most-hit knowledge-base entries of the month.
+//! - hot topics: the knowledge-base entries most used in the month, read
+//!   by the shell from `Store::kb_hot_topics`: a hit is an order closed as
+//!   a direct answer naming a published entry, counted in the month of the
+//!   closing; most hits first, ties by entry id, at most
+//!   `[report] hot_topics`.
 //!
 //! Personal data (art. 15): phone numbers are masked ([`mask_phone`]); a
 //! case summary has the citizen's name masked and any run of 7 or more
@@ -112,7 +116,8 @@ pub struct TypicalCase {
     pub summary: String,
 }
 
-/// A knowledge-base entry agents used often this month.
+/// A knowledge-base entry agents used often this month: `hits` is the
+/// number of orders closed with it as a direct answer in the month.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HotTopicRow {
     pub entry_id: String,
