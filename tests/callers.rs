@@ -298,9 +298,12 @@ fn a_flagged_number_is_blocked_only_after_review_hears_why_and_is_served_after_e
         json!(["main:check_blocked", "main:blocked_notice"]),
         "{record}"
     );
-    let wav = record["call_recording"]
-        .as_str()
-        .expect("the blocked call is recorded");
+    let wav = record["call_recording"].as_str().unwrap_or_else(|| {
+        panic!(
+            "the blocked call is recorded: {record}\nserver log:\n{}",
+            server.log()
+        )
+    });
     let (caller_side, _) = common::media::stereo(wav);
     assert!(
         common::media::dominance(&caller_side, 300.0, 1000.0) > 10.0,
