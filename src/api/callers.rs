@@ -149,6 +149,24 @@ fn list_query(query: Option<&str>, states: &[&str], default_state: &str) -> Resu
     })
 }
 
+/// A listing query for `listed` (flags or blocks), which are listed by
+/// state and not by number.
+fn state_query(
+    query: Option<&str>,
+    states: &[&str],
+    default_state: &str,
+    listed: &str,
+) -> Result<List, ApiError> {
+    let q = list_query(query, states, default_state)?;
+    if q.number.is_some() {
+        return Err(ApiError::field(
+            "number",
+            format!("{listed} are listed by state only"),
+        ));
+    }
+    Ok(q)
+}
+
 fn is_number(text: &str) -> bool {
     (3..=20).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit() || b == b'+')
 }
@@ -229,6 +247,25 @@ async fn audit_read(
         .audit_caller_read(who, what, &numbers, now_ms())
         .await
         .map_err(unavailable)
+}
+
+/// A listing's items as JSON. One shown unmasked (`personal`) is audited
+/// first, and refused when it cannot be; a masked one reads no personal
+/// data and is not audited.
+async fn listing<T>(
+    shared: &Shared,
+    who: &Principal,
+    personal: bool,
+    what: &str,
+    items: &[T],
+    number: impl Fn(&T) -> &String,
+    to_json: impl Fn(&T) -> Value,
+) -> Result<Vec<Value>, ApiError> {
+    if personal {
+        let numbers = items.iter().map(|i| number(i).clone()).collect();
+        audit_read(shared, who, what, numbers).await?;
+    }
+    Ok(items.iter().map(to_json).collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,29 +353,27 @@ async fn list_flags(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     supervisor_only(&who, "list flagged callers")?;
-    let q = list_query(
+    let q = state_query(
         query.as_deref(),
         &["pending", "blocked", "dismissed"],
         "pending",
+        "flags",
     )?;
-    if q.number.is_some() {
-        return Err(ApiError::field("number", "flags are listed by state only"));
-    }
     let flags = shared
         .store
         .flags(q.state.as_deref(), q.limit)
         .await
         .map_err(unavailable)?;
-    if q.personal {
-        audit_read(
-            &shared,
-            &who,
-            "flags",
-            flags.iter().map(|f| f.number.clone()).collect(),
-        )
-        .await?;
-    }
-    let list: Vec<Value> = flags.iter().map(|f| flag_json(f, q.personal)).collect();
+    let list = listing(
+        &shared,
+        &who,
+        q.personal,
+        "flags",
+        &flags,
+        |f| &f.number,
+        |f| flag_json(f, q.personal),
+    )
+    .await?;
     Ok(Json(json!({ "flags": list })).into_response())
 }
 
@@ -522,10 +557,12 @@ async fn list_blocks(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     supervisor_only(&who, "list blocked callers")?;
-    let q = list_query(query.as_deref(), &["active", "expired", "lifted"], "active")?;
-    if q.number.is_some() {
-        return Err(ApiError::field("number", "blocks are listed by state only"));
-    }
+    let q = state_query(
+        query.as_deref(),
+        &["active", "expired", "lifted"],
+        "active",
+        "blocks",
+    )?;
     let now = now_ms();
     let mut blocks = shared
         .store
@@ -536,19 +573,16 @@ async fn list_blocks(
         // Time-based: one past its end is not active, marked or not.
         blocks.retain(|b| b.until > now);
     }
-    if q.personal {
-        audit_read(
-            &shared,
-            &who,
-            "blocks",
-            blocks.iter().map(|b| b.number.clone()).collect(),
-        )
-        .await?;
-    }
-    let list: Vec<Value> = blocks
-        .iter()
-        .map(|b| block_json(b, q.personal, now))
-        .collect();
+    let list = listing(
+        &shared,
+        &who,
+        q.personal,
+        "blocks",
+        &blocks,
+        |b| &b.number,
+        |b| block_json(b, q.personal, now),
+    )
+    .await?;
     Ok(Json(json!({ "blocks": list })).into_response())
 }
 
@@ -655,16 +689,16 @@ async fn audit(
         .caller_audit(q.number.as_deref(), q.limit)
         .await
         .map_err(unavailable)?;
-    if q.personal {
-        audit_read(
-            &shared,
-            &who,
-            "audit",
-            entries.iter().map(|e| e.number.clone()).collect(),
-        )
-        .await?;
-    }
-    let list: Vec<Value> = entries.iter().map(|a| audit_json(a, q.personal)).collect();
+    let list = listing(
+        &shared,
+        &who,
+        q.personal,
+        "audit",
+        &entries,
+        |e| &e.number,
+        |e| audit_json(e, q.personal),
+    )
+    .await?;
     Ok(Json(json!({ "entries": list })).into_response())
 }
 
@@ -701,6 +735,17 @@ mod tests {
                 .unwrap();
             assert_eq!(e.field, Some(field), "{bad}");
         }
+    }
+
+    #[test]
+    fn flags_and_blocks_are_listed_by_state_only() {
+        let q = state_query(Some("state=active"), &["active"], "active", "blocks").unwrap();
+        assert_eq!(q.state.as_deref(), Some("active"));
+        let e = state_query(Some("number=13800000000"), &["active"], "active", "blocks")
+            .err()
+            .unwrap();
+        assert_eq!(e.field, Some("number"));
+        assert_eq!(e.message, "blocks are listed by state only");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::orders::parse;
 use crate::auth::{Principal, Role};
 use crate::call::record::now_ms;
 use crate::kb::desk::{self, KbError};
-use crate::kb::lifecycle::{Command, Content, Refusal, Source};
+use crate::kb::lifecycle::{Command, Content, Entry, Refusal, Source};
 use crate::kb::search::{SearchError, SearchQuery};
 use crate::server::Shared;
 use crate::store::kb::KbWritten;
@@ -164,11 +164,7 @@ async fn one(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let entry = desk::get(&shared.store, &who, &id)
-        .await
-        .map_err(kb_error)?;
-    let view = desk::view(&entry, &who).ok_or_else(|| kb_error(KbError::NotFound(id)))?;
-    Ok(Json(view).into_response())
+    entry_view(&shared, &who, id, desk::view).await
 }
 
 /// `GET /api/v1/kb/{id}/versions`: the history.
@@ -177,10 +173,18 @@ async fn versions(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let entry = desk::get(&shared.store, &who, &id)
-        .await
-        .map_err(kb_error)?;
-    let view = desk::versions_view(&entry, &who).ok_or_else(|| kb_error(KbError::NotFound(id)))?;
+    entry_view(&shared, &who, id, desk::versions_view).await
+}
+
+/// Entry `id` shown through `view`; one `who` may not see is not found.
+async fn entry_view(
+    shared: &Shared,
+    who: &Principal,
+    id: String,
+    view: fn(&Entry, &Principal) -> Option<Value>,
+) -> Result<Response, ApiError> {
+    let entry = desk::get(&shared.store, who, &id).await.map_err(kb_error)?;
+    let view = view(&entry, who).ok_or_else(|| kb_error(KbError::NotFound(id)))?;
     Ok(Json(view).into_response())
 }
 

@@ -4,8 +4,9 @@
 //! (`repeat_caller` in the main flow); this is the record on the way out.
 
 use crate::auth::Principal;
-use crate::call::record::{CallRecord, now_ms};
-use crate::orders::lifecycle::{Command, LinkedCall, Policy};
+use crate::call::record::CallRecord;
+use crate::orders::desk::apply_to_each;
+use crate::orders::lifecycle::{Command, LinkedCall};
 use crate::server::Shared;
 
 /// Links `record` to every order its caller still has open that was filed
@@ -37,35 +38,17 @@ pub async fn link(shared: &Shared, record: &CallRecord) {
         return;
     }
     let system = Principal::system("repeat-caller");
-    let rules = shared.order_rules.load();
     let call = linked_call(record);
-    for order_no in orders {
-        let now = now_ms();
-        let policy: Policy = rules.policy();
-        let result = shared
-            .store
-            .change_order(
-                &order_no,
-                &system,
-                now,
-                &rules.percents,
-                "repeat_call",
-                |order| {
-                    order.apply(
-                        &system,
-                        Command::RepeatCall { call: call.clone() },
-                        now,
-                        &policy,
-                    )
-                },
-            )
-            .await;
+    let results = apply_to_each(shared, &orders, &system, "repeat_call", || {
+        Command::RepeatCall { call: call.clone() }
+    })
+    .await;
+    for (order_no, result) in results {
         match result {
-            Ok(w) if !w.events.is_empty() => {
-                tracing::info!(order = %order_no, call = %record.call_id, "repeat call linked");
-                shared.order_events.publish(&w.order, &w.events, now);
+            Ok(true) => {
+                tracing::info!(order = %order_no, call = %record.call_id, "repeat call linked")
             }
-            Ok(_) => {}
+            Ok(false) => {}
             Err(e) => {
                 tracing::warn!(order = %order_no, call = %record.call_id, error = %e, "repeat call not linked")
             }

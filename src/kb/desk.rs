@@ -238,7 +238,15 @@ pub async fn get(store: &Store, who: &Principal, id: &str) -> Result<Entry, KbEr
 /// Searches the published entries.
 pub async fn search(index: &Arc<KbIndex>, query: SearchQuery) -> Result<Vec<SearchHit>, KbError> {
     let index = index.clone();
-    tokio::task::spawn_blocking(move || index.search(&query))
+    on_index(move || index.search(&query)).await
+}
+
+/// Runs `work` on the index off the async threads; a task that died is an
+/// index error like any other.
+async fn on_index<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, KbError> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| {
             KbError::Search(SearchError::Index(tantivy::TantivyError::InternalError(
@@ -291,14 +299,7 @@ pub async fn build(store: &Store, index: &Arc<KbIndex>) -> Result<usize, KbError
     let seq = store.kb_seq().await?;
     let entries = store.kb_live_entries().await?;
     let index = index.clone();
-    tokio::task::spawn_blocking(move || index.rebuild(&entries, seq))
-        .await
-        .map_err(|e| {
-            KbError::Search(SearchError::Index(tantivy::TantivyError::InternalError(
-                e.to_string(),
-            )))
-        })?
-        .map_err(KbError::Search)
+    on_index(move || index.rebuild(&entries, seq)).await
 }
 
 /// Applies every entry written since the index's sequence number.
@@ -310,18 +311,12 @@ pub async fn catch_up(store: &Store, index: &Arc<KbIndex>) -> Result<usize, KbEr
     let (entries, last) = store.kb_changed_since(since).await?;
     let n = entries.len();
     let index = index.clone();
-    tokio::task::spawn_blocking(move || {
+    on_index(move || {
         index.apply(&entries)?;
         index.advance(last);
-        Ok::<_, SearchError>(())
+        Ok(())
     })
-    .await
-    .map_err(|e| {
-        KbError::Search(SearchError::Index(tantivy::TantivyError::InternalError(
-            e.to_string(),
-        )))
-    })?
-    .map_err(KbError::Search)?;
+    .await?;
     Ok(n)
 }
 

@@ -527,6 +527,13 @@ mod tests {
         }
     }
 
+    fn edit(base: u32, content: Content) -> Command {
+        Command::Edit {
+            base,
+            content: Box::new(content),
+        }
+    }
+
     fn published() -> Entry {
         let (mut e, _) = Entry::create("KB1".into(), &handler(), content("v1"), 0).unwrap();
         e.apply(&handler(), Command::Submit, 1).unwrap();
@@ -573,14 +580,7 @@ mod tests {
         let mut moved = content("t");
         moved.unit = "hhht-water".into();
         assert!(matches!(
-            e.apply(
-                &handler(),
-                Command::Edit {
-                    base: 1,
-                    content: Box::new(moved)
-                },
-                4
-            ),
+            e.apply(&handler(), edit(1, moved), 4),
             Err(Refusal::Forbidden(_))
         ));
     }
@@ -626,14 +626,7 @@ mod tests {
         // Under review it cannot be edited; sent back it can.
         e.apply(&handler(), Command::Submit, 3).unwrap();
         assert!(matches!(
-            e.apply(
-                &handler(),
-                Command::Edit {
-                    base: 1,
-                    content: Box::new(content("t2"))
-                },
-                4
-            ),
+            e.apply(&handler(), edit(1, content("t2")), 4),
             Err(Refusal::Conflict(_))
         ));
     }
@@ -641,40 +634,17 @@ mod tests {
     #[test]
     fn editing_a_published_entry_keeps_it_live() {
         let mut e = published();
-        e.apply(
-            &handler(),
-            Command::Edit {
-                base: 1,
-                content: Box::new(content("v2")),
-            },
-            10,
-        )
-        .unwrap();
+        e.apply(&handler(), edit(1, content("v2")), 10).unwrap();
         assert_eq!(e.head().version, 2);
         assert_eq!(e.status(), Status::Draft);
         assert_eq!(e.live().unwrap().content.title, "v1");
         // A stale base is a conflict.
         assert!(matches!(
-            e.apply(
-                &handler(),
-                Command::Edit {
-                    base: 1,
-                    content: Box::new(content("v3"))
-                },
-                11
-            ),
+            e.apply(&handler(), edit(1, content("v3")), 11),
             Err(Refusal::Conflict(_))
         ));
         // Editing the draft again makes version 3; version 2 is superseded.
-        e.apply(
-            &handler(),
-            Command::Edit {
-                base: 2,
-                content: Box::new(content("v3")),
-            },
-            12,
-        )
-        .unwrap();
+        e.apply(&handler(), edit(2, content("v3")), 12).unwrap();
         assert_eq!(e.versions[1].status, Status::Superseded);
         e.apply(&handler(), Command::Submit, 13).unwrap();
         e.apply(&supervisor(), Command::Approve, 14).unwrap();
@@ -699,15 +669,7 @@ mod tests {
     #[test]
     fn expire_by_hand_keeps_a_newer_draft() {
         let mut e = published();
-        e.apply(
-            &handler(),
-            Command::Edit {
-                base: 1,
-                content: Box::new(content("v2")),
-            },
-            10,
-        )
-        .unwrap();
+        e.apply(&handler(), edit(1, content("v2")), 10).unwrap();
         e.apply(&supervisor(), Command::Expire { note: None }, 11)
             .unwrap();
         assert!(e.live().is_none());

@@ -16,7 +16,9 @@ use super::units::{Units, UnitsError};
 use crate::auth::mask::{mask_name, mask_phone};
 use crate::auth::{Principal, Role};
 use crate::calendar::Calendar;
+use crate::call::record::now_ms;
 use crate::config::Config;
+use crate::server::Shared;
 use crate::store::orders::{Idempotency, OrderFilter, OrderStoreError, Page, Written};
 use crate::store::{Store, StoreError};
 use serde_json::Value;
@@ -277,6 +279,37 @@ pub async fn act(
         e => e.into(),
     })?;
     Ok(written)
+}
+
+/// Applies `command` as `who` (a system principal, not checked against
+/// what it may see) to each of `orders` in turn, one change under `action`
+/// each, and publishes what each change did. Returns each order's result:
+/// whether it changed anything, or why it was not changed.
+pub async fn apply_to_each(
+    shared: &Shared,
+    orders: &[String],
+    who: &Principal,
+    action: &str,
+    command: impl Fn() -> Command,
+) -> Vec<(String, Result<bool, OrderStoreError>)> {
+    let rules = shared.order_rules.load();
+    let mut out = Vec::with_capacity(orders.len());
+    for order_no in orders {
+        let now = now_ms();
+        let policy: Policy = rules.policy();
+        let result = shared
+            .store
+            .change_order(order_no, who, now, &rules.percents, action, |order| {
+                order.apply(who, command(), now, &policy)
+            })
+            .await
+            .map(|w| {
+                shared.order_events.publish(&w.order, &w.events, now);
+                !w.events.is_empty()
+            });
+        out.push((order_no.clone(), result));
+    }
+    out
 }
 
 /// Whether `who` may see the order at all.

@@ -3,9 +3,9 @@
 //! call (the rating also stays on the call record). An order filed after
 //! the call ended takes the rating from the call record instead.
 
-use super::lifecycle::{Command, Policy};
+use super::desk::apply_to_each;
+use super::lifecycle::Command;
 use crate::auth::Principal;
-use crate::call::record::now_ms;
 use crate::server::Shared;
 
 /// Records `score` on every order of `call_id`; failures are logged (the
@@ -19,36 +19,16 @@ pub async fn rate(shared: &Shared, call_id: &str, score: u8) {
         }
     };
     let system = Principal::system("ivr-survey");
-    let rules = shared.order_rules.load();
-    for order_no in orders {
-        let now = now_ms();
-        let policy: Policy = rules.policy();
-        let result = shared
-            .store
-            .change_order(
-                &order_no,
-                &system,
-                now,
-                &rules.percents,
-                "call_survey",
-                |order| {
-                    order.apply(
-                        &system,
-                        Command::CallSurvey {
-                            call_id: call_id.to_owned(),
-                            score,
-                        },
-                        now,
-                        &policy,
-                    )
-                },
-            )
-            .await;
-        match result {
-            Ok(w) => shared.order_events.publish(&w.order, &w.events, now),
-            Err(e) => {
-                tracing::warn!(order = %order_no, call = %call_id, error = %e, "survey rating not recorded on the order")
-            }
+    let results = apply_to_each(shared, &orders, &system, "call_survey", || {
+        Command::CallSurvey {
+            call_id: call_id.to_owned(),
+            score,
+        }
+    })
+    .await;
+    for (order_no, result) in results {
+        if let Err(e) = result {
+            tracing::warn!(order = %order_no, call = %call_id, error = %e, "survey rating not recorded on the order")
         }
     }
 }

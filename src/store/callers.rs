@@ -292,11 +292,7 @@ impl Store {
 
     /// One flag.
     pub async fn flag(&self, id: i64) -> Result<Option<Flag>, StoreError> {
-        let sql = format!("SELECT {FLAG_COLUMNS} FROM caller_flags WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = row_by_id(&self.pool, FLAG_COLUMNS, "caller_flags", id).await?;
         match row {
             Some(r) => {
                 let mut f = row_to_flag(&r)?;
@@ -309,27 +305,9 @@ impl Store {
 
     /// Flags in `state` (all when `None`), newest first.
     pub async fn flags(&self, state: Option<&str>, limit: i64) -> Result<Vec<Flag>, StoreError> {
-        let rows = match state {
-            Some(state) => {
-                let sql = format!(
-                    "SELECT {FLAG_COLUMNS} FROM caller_flags WHERE state = $1 \
-                     ORDER BY id DESC LIMIT $2"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(state.to_owned())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql =
-                    format!("SELECT {FLAG_COLUMNS} FROM caller_flags ORDER BY id DESC LIMIT $1");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .newest_rows(FLAG_COLUMNS, "caller_flags", ("state", state), limit)
+            .await?;
         let mut flags = Vec::with_capacity(rows.len());
         for r in &rows {
             let mut f = row_to_flag(r)?;
@@ -369,10 +347,7 @@ impl Store {
         now: i64,
     ) -> Result<(Flag, Option<Block>), CallersError> {
         let mut tx = self.pool.begin().await?;
-        let sql = format!("SELECT {FLAG_COLUMNS} FROM caller_flags WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *tx)
+        let row = row_by_id(&mut *tx, FLAG_COLUMNS, "caller_flags", id)
             .await?
             .ok_or_else(|| CallersError::NotFound(format!("flag {id}")))?;
         let flag = row_to_flag(&row)?;
@@ -467,37 +442,15 @@ impl Store {
 
     /// One block.
     pub async fn block(&self, id: i64) -> Result<Option<Block>, StoreError> {
-        let sql = format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = row_by_id(&self.pool, BLOCK_COLUMNS, "caller_blocks", id).await?;
         row.as_ref().map(row_to_block).transpose()
     }
 
     /// Blocks in `state` (all when `None`), newest first.
     pub async fn blocks(&self, state: Option<&str>, limit: i64) -> Result<Vec<Block>, StoreError> {
-        let rows = match state {
-            Some(state) => {
-                let sql = format!(
-                    "SELECT {BLOCK_COLUMNS} FROM caller_blocks WHERE state = $1 \
-                     ORDER BY id DESC LIMIT $2"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(state.to_owned())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql =
-                    format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks ORDER BY id DESC LIMIT $1");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .newest_rows(BLOCK_COLUMNS, "caller_blocks", ("state", state), limit)
+            .await?;
         rows.iter().map(row_to_block).collect()
     }
 
@@ -510,10 +463,7 @@ impl Store {
         now: i64,
     ) -> Result<Block, CallersError> {
         let mut tx = self.pool.begin().await?;
-        let sql = format!("SELECT {BLOCK_COLUMNS} FROM caller_blocks WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut *tx)
+        let row = row_by_id(&mut *tx, BLOCK_COLUMNS, "caller_blocks", id)
             .await?
             .ok_or_else(|| CallersError::NotFound(format!("block {id}")))?;
         let block = row_to_block(&row)?;
@@ -623,25 +573,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<CallerAudit>, StoreError> {
         const COLS: &str = "id, at, actor, role, action, number, flag_id, block_id, detail";
-        let rows = match number {
-            Some(n) => {
-                let sql = format!(
-                    "SELECT {COLS} FROM caller_audit WHERE number = $1 ORDER BY id DESC LIMIT $2"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(n.to_owned())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql = format!("SELECT {COLS} FROM caller_audit ORDER BY id DESC LIMIT $1");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = self
+            .newest_rows(COLS, "caller_audit", ("number", number), limit)
+            .await?;
         rows.iter()
             .map(|r| {
                 let detail: String = r.try_get("detail")?;
@@ -706,6 +640,56 @@ impl Store {
         .await?;
         Ok(rows)
     }
+}
+
+impl Store {
+    /// `columns` of `table`'s newest `limit` rows, only those whose
+    /// `filter.0` column equals `filter.1` when that is given.
+    async fn newest_rows(
+        &self,
+        columns: &str,
+        table: &str,
+        filter: (&str, Option<&str>),
+        limit: i64,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        let rows = match filter {
+            (column, Some(value)) => {
+                let sql = format!(
+                    "SELECT {columns} FROM {table} WHERE {column} = $1 ORDER BY id DESC LIMIT $2"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(value.to_owned())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            (_, None) => {
+                let sql = format!("SELECT {columns} FROM {table} ORDER BY id DESC LIMIT $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+}
+
+/// `columns` of `table`'s row `id`, on the pool or inside a transaction.
+async fn row_by_id<'e, E>(
+    ex: E,
+    columns: &str,
+    table: &str,
+    id: i64,
+) -> Result<Option<AnyRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let sql = format!("SELECT {columns} FROM {table} WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(ex)
+        .await
 }
 
 #[allow(clippy::too_many_arguments)]

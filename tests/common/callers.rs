@@ -2,8 +2,8 @@
 //! hangs up, speaking (a quiet 300 Hz tone in PCMU) the whole time and
 //! keeping every frame it heard, for tests of what a blocked number hears.
 
-use super::{Server, decode};
-use std::net::{SocketAddr, UdpSocket};
+use super::{RawCall, Server, decode};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,57 +22,19 @@ pub struct Heard {
 /// Calls 12345 from `number` and stays until the hotline's BYE or `limit`
 /// (then hangs up itself).
 pub fn call_and_listen(server: &Server, number: &str, limit: Duration) -> Heard {
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let me = sip.local_addr().unwrap();
     let rtp_port = rtp.local_addr().unwrap().port();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let call_id = format!("callers-{}-{n}", std::process::id());
-    let sdp = format!(
-        "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {rtp_port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    let call = RawCall::place_from(
+        server,
+        number,
+        rtp_port,
+        "0",
+        "a=rtpmap:0 PCMU/8000\n",
+        Duration::from_secs(10),
     );
-    let from = format!("<sip:{number}@{me}>;tag=c{n}");
-    let invite = format!(
-        "INVITE sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}i\r\n\
-         From: {from}\r\nTo: <sip:12345@{dst}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
-         Contact: <sip:{number}@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {len}\r\n\r\n{sdp}",
-        dst = server.sip,
-        len = sdp.len(),
-    );
-    sip.send_to(invite.as_bytes(), server.sip).unwrap();
-    sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (sip, server_rtp) = (&call.sip, call.server_rtp);
     let mut buf = [0u8; 4096];
-    let ok = loop {
-        let (len, _) = sip.recv_from(&mut buf).expect("no 200 to the INVITE");
-        let text = String::from_utf8_lossy(&buf[..len]).to_string();
-        if text.starts_with("SIP/2.0 200") {
-            break text;
-        }
-        assert!(text.starts_with("SIP/2.0 1"), "unexpected answer:\n{text}");
-    };
-    let to = ok
-        .lines()
-        .find(|l| l.starts_with("To:"))
-        .unwrap()
-        .to_string();
-    let port: u16 = ok
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|l| l.split(' ').next()?.parse().ok())
-        .unwrap();
-    let server_rtp = SocketAddr::new(server.sip.ip(), port);
-    let in_dialog = |method: &str, cseq: u32| {
-        format!(
-            "{method} sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}{method}{cseq}\r\n\
-             From: {from}\r\n{to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
-             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-            dst = server.sip,
-        )
-    };
-    sip.send_to(in_dialog("ACK", 1).as_bytes(), server.sip)
-        .unwrap();
 
     // Speak every 20 ms and listen; look at SIP between frames.
     sip.set_nonblocking(true).unwrap();
@@ -121,12 +83,11 @@ pub fn call_and_listen(server: &Server, number: &str, limit: Duration) -> Heard 
         }
     }
     if !hung_up_by_hotline {
-        sip.send_to(in_dialog("BYE", 2).as_bytes(), server.sip)
-            .unwrap();
+        call.request("BYE", 2);
         std::thread::sleep(Duration::from_millis(300));
     }
     Heard {
-        call_id,
+        call_id: call.call_id.clone(),
         pcm: heard,
         hung_up_by_hotline,
         elapsed: start.elapsed(),

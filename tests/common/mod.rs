@@ -880,24 +880,46 @@ pub struct RawCall {
     /// Where the server wants RTP, from its SDP answer.
     pub server_rtp: SocketAddr,
     pub answer: String,
+    /// The caller's number, for the From of in-dialog requests.
+    number: String,
 }
 
 impl RawCall {
     /// INVITE with an SDP offer pointing at `rtp_port` on 127.0.0.1; waits
     /// for the 200 and ACKs it.
     pub fn place(server: &Server, rtp_port: u16, formats: &str, rtpmaps: &str) -> RawCall {
+        Self::place_from(
+            server,
+            "13800138000",
+            rtp_port,
+            formats,
+            rtpmaps,
+            Duration::from_secs(5),
+        )
+    }
+
+    /// [`RawCall::place`] from caller `number`, waiting up to `answer_within`
+    /// for each answer to the INVITE.
+    pub fn place_from(
+        server: &Server,
+        number: &str,
+        rtp_port: u16,
+        formats: &str,
+        rtpmaps: &str,
+        answer_within: Duration,
+    ) -> RawCall {
         let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
         let me = sip.local_addr().unwrap();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let call_id = format!("raw-{}-{n}", std::process::id());
         let sdp = offer_to(rtp_port, formats, rtpmaps).replace('\n', "\r\n");
         let invite = format!(
-            "INVITE sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}i\r\nFrom: <sip:13800138000@{me}>;tag=raw\r\nTo: <sip:12345@{dst}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:13800138000@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            "INVITE sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}i\r\nFrom: <sip:{number}@{me}>;tag=raw\r\nTo: <sip:12345@{dst}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:{number}@{me}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
             dst = server.sip,
             len = sdp.len(),
         );
         sip.send_to(invite.as_bytes(), server.sip).unwrap();
-        sip.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sip.set_read_timeout(Some(answer_within)).unwrap();
         let mut buf = [0u8; 4096];
         let ok = loop {
             let (len, _) = sip.recv_from(&mut buf).expect("no 200 to the raw INVITE");
@@ -924,6 +946,7 @@ impl RawCall {
             server_rtp: SocketAddr::new(server.sip.ip(), port),
             answer: ok,
             sip,
+            number: number.to_owned(),
         };
         call.request("ACK", 1);
         call
@@ -933,10 +956,11 @@ impl RawCall {
     pub fn request(&self, method: &str, cseq: u32) {
         let me = self.sip.local_addr().unwrap();
         let msg = format!(
-            "{method} sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}{method}{cseq}\r\nFrom: <sip:13800138000@{me}>;tag=raw\r\n{to}\r\nCall-ID: {id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            "{method} sip:12345@{dst} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id}{method}{cseq}\r\nFrom: <sip:{number}@{me}>;tag=raw\r\n{to}\r\nCall-ID: {id}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             dst = self.server,
             id = self.call_id,
             to = self.to,
+            number = self.number,
         );
         self.sip.send_to(msg.as_bytes(), self.server).unwrap();
     }
