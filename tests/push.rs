@@ -325,7 +325,7 @@ fn a_pusher_killed_mid_stream_loses_nothing_and_a_second_one_waits_for_the_lease
 }
 
 #[test]
-fn a_row_committing_after_a_later_one_is_not_skipped_on_postgres() {
+fn a_row_committing_after_a_later_one_is_still_delivered_on_postgres() {
     let db = TempDb::new("push_gap");
     let stream = RedisStream::new("gap");
     let store = format!("database_url = \"{}\"", db.url());
@@ -638,7 +638,7 @@ fn the_store_writes_call_and_seat_events_fences_leases_and_prunes() {
             let (rows, _) = store.outbox_after(0, 100).await.unwrap();
             assert_eq!(rows.len(), 1);
             assert_eq!(rows[0].event_id, "seat:1");
-            // (PostgreSQL's sequence spent a number on the skipped retry.)
+            // (PostgreSQL's sequence spent a number on the ignored retry.)
             assert_eq!(store.outbox_head().await.unwrap(), rows[0].seq);
             store.close().await;
         });
