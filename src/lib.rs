@@ -24,3 +24,4 @@ pub mod server;
 pub mod sip;
 pub mod store;
 pub mod wallboard;
+pub mod webseat;

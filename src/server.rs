@@ -172,6 +172,8 @@ pub struct Shared {
     pub blocks: Arc<crate::callers::blocks::BlockList>,
     /// The wallboard's feed, shared by every screen.
     pub wallboard: crate::wallboard::Hub,
+    /// Browser seats' gateway; `None` when `[webseat]` is off.
+    pub webseat: Option<Arc<crate::webseat::Gateway>>,
     reload_lock: Mutex<()>,
 }
 
@@ -378,6 +380,10 @@ impl Shared {
         if old.push != new.push {
             restart_required.push("push");
         }
+        // The gateway's sockets and codec settings are taken at start.
+        if old.webseat != new.webseat {
+            restart_required.push("webseat");
+        }
         self.admission
             .lock()
             .expect("admission lock")
@@ -523,6 +529,11 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!("http.listen {}: {e}", config.http.listen))?;
     let http_addr = http_listener.local_addr()?;
+    let webseat = if config.webseat.enabled {
+        Some(crate::webseat::Gateway::bind(&config, sip_cancel.clone()).await?)
+    } else {
+        None
+    };
 
     warn_demo_passwords(&seat_config);
     let push = config.push.clone();
@@ -567,6 +578,7 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
         push: push_stats.clone(),
         blocks: Default::default(),
         wallboard: Default::default(),
+        webseat: webseat.as_ref().map(|(gateway, _)| gateway.clone()),
         reload_lock: Mutex::new(()),
     });
 
@@ -603,8 +615,16 @@ pub async fn start(config_path: Option<PathBuf>, overrides: Overrides) -> anyhow
     if let Some(client) = redis {
         tasks.push(share_seats(&shared, client, sip_cancel.clone()).await);
     }
+    if let Some((gateway, ua)) = webseat {
+        tasks.push(tokio::spawn(crate::webseat::ua::run(
+            ua,
+            shared.clone(),
+            gateway,
+        )));
+    }
     let http_cancel = CancellationToken::new();
-    let app = crate::api::router(shared.clone());
+    let app = crate::api::router(shared.clone())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let stop = http_cancel.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, app)

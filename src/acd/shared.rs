@@ -1290,7 +1290,10 @@ mod tests {
             .live_nodes(&mut a.router, vec!["a".into(), "b".into()], t0, t0);
         assert_eq!(a.router.seat("1003").unwrap().status, Status::Available);
         let b = a.mirror.binding("1003", t0, now_ms).unwrap();
-        assert_eq!(b.source, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(
+            b.source,
+            "127.0.0.1:5070".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(b.expires_at, t0 + Duration::from_secs(60));
         assert!(
             a.mirror.binding("1003", t0, now_ms + 60_000).is_none(),

@@ -36,6 +36,14 @@ impl FromRequestParts<Arc<Shared>> for Caller {
 /// the database vouched for lately.
 pub(super) async fn principal(shared: &Shared, token: &str) -> Result<Principal, ApiError> {
     let hash = hash_token(token);
+    // A browser desktop's token: good while its socket is open.
+    if let Some(who) = shared
+        .webseat
+        .as_ref()
+        .and_then(|g| g.token_principal(&hash))
+    {
+        return Ok(who);
+    }
     let now = crate::call::record::now_ms();
     match shared.store.user_by_token_hash(&hash).await {
         Ok(Some(principal)) => {

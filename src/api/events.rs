@@ -81,7 +81,7 @@ async fn stream(shared: Arc<Shared>, mut socket: WebSocket, seat: Option<String>
 }
 
 /// An event as JSON; offers get the caller's earlier calls.
-async fn render(shared: &Shared, event: SeatEvent) -> Value {
+pub(crate) async fn render(shared: &Shared, event: SeatEvent) -> Value {
     let mut value = serde_json::to_value(&event).unwrap_or_default();
     if let SeatEvent::Offered {
         caller, call_id, ..

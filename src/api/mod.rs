@@ -8,12 +8,13 @@
 mod agents;
 mod auth;
 mod callers;
-mod events;
+pub(crate) mod events;
 mod kb;
 mod orders;
 mod supervise;
 mod transfer;
 mod wallboard;
+mod webseat;
 
 use crate::report::metrics::TrunkScrape;
 use crate::server::Shared;
@@ -50,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(kb::routes())
         .merge(callers::routes())
         .merge(wallboard::routes())
+        .merge(webseat::routes())
         .fallback(not_found)
         .with_state(shared)
 }

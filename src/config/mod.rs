@@ -67,6 +67,8 @@ pub struct Config {
     pub push: Option<crate::push::PushConfig>,
     /// Repeat and abusive callers: detection thresholds, blocks (art. 26).
     pub callers: crate::callers::config::CallersConfig,
+    /// Browser seats: the desktop's socket and WebRTC media.
+    pub webseat: crate::webseat::config::WebseatConfig,
 }
 
 /// `[sip]`: signalling listeners and admission policy.
@@ -537,6 +539,7 @@ impl Default for Config {
             report: crate::report::config::ReportConfig::default(),
             push: None,
             callers: Default::default(),
+            webseat: Default::default(),
         }
     }
 }
@@ -1065,6 +1068,7 @@ impl Config {
                 .map_err(|(key, message)| invalid(key, message))?;
         }
         self.callers.validate()?;
+        self.webseat.validate()?;
         Ok(())
     }
 

@@ -76,6 +76,63 @@ pub fn event_to_digit(event: u8) -> Option<char> {
 /// presses are not reported again after a newer press has started.
 const RECENT: usize = 8;
 
+/// A key press being sent as telephone-events, one packet per 20 ms tick:
+/// growing-duration event packets for 100 ms, then the end packet three
+/// times (RFC 4733 §2.5.1.4), all sharing the press's start timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPress {
+    event: u8,
+    /// Packets sent so far.
+    sent: u32,
+}
+
+/// Ticks a sent key press lasts (100 ms).
+const PRESS_TICKS: u32 = 5;
+const END_COPIES: u32 = 3;
+/// Samples one tick covers at 8 kHz.
+const TICK_SAMPLES: u32 = 160;
+
+/// One packet of a [`KeyPress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PressPacket {
+    pub payload: [u8; 4],
+    /// The press's first packet (RTP marker bit).
+    pub first: bool,
+    /// The press's last packet: afterwards the audio clock moves on by
+    /// [`KeyPress::SAMPLES`].
+    pub last: bool,
+}
+
+impl KeyPress {
+    /// Samples of audio clock a whole press takes.
+    pub const SAMPLES: u32 = (PRESS_TICKS + END_COPIES) * TICK_SAMPLES;
+
+    /// A press of `digit`, or `None` for a key RFC 4733 has no event for.
+    pub fn new(digit: char) -> Option<KeyPress> {
+        digit_to_event(digit).map(|event| KeyPress { event, sent: 0 })
+    }
+
+    /// A press of an RFC 4733 event code.
+    pub fn from_event(event: u8) -> KeyPress {
+        KeyPress { event, sent: 0 }
+    }
+
+    /// The next packet (the press is over once one says `last`).
+    pub fn next_packet(&mut self) -> PressPacket {
+        let end = self.sent >= PRESS_TICKS;
+        let duration = (self.sent.min(PRESS_TICKS - 1) + 1) * TICK_SAMPLES;
+        let flags = if end { 0x80 } else { 0 } | 10;
+        let [d0, d1] = (duration as u16).to_be_bytes();
+        let first = self.sent == 0;
+        self.sent += 1;
+        PressPacket {
+            payload: [self.event, flags, d0, d1],
+            first,
+            last: self.sent >= PRESS_TICKS + END_COPIES,
+        }
+    }
+}
+
 /// Turns a stream of telephone-event packets into one digit per key press.
 ///
 /// A press is identified by its RTP timestamp (RFC 4733 §2.5.1.2: all packets

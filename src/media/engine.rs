@@ -8,7 +8,7 @@
 //! [`StreamHandle`] and talk to the worker through a command queue plus a
 //! `mio::Waker`; the worker talks back through each call's event channel.
 
-use super::dtmf::DtmfDetector;
+use super::dtmf::{DtmfDetector, KeyPress};
 use super::g711::Law;
 use super::jitter::{JitterBuffer, Playout, PushOutcome};
 use super::prompt::Prompt;
@@ -468,18 +468,6 @@ impl Playing {
     }
 }
 
-/// A key press being sent as telephone-events.
-struct DtmfOut {
-    event: u8,
-    /// Packets sent so far (ticks since it started).
-    sent: u32,
-}
-
-/// Ticks a sent key press lasts (100 ms), then its end packet goes three
-/// times (RFC 4733 §2.5.1.4).
-const DTMF_TICKS: u32 = 5;
-const DTMF_END_COPIES: u32 = 3;
-
 struct Recording {
     samples: Vec<i16>,
     max: usize,
@@ -522,7 +510,7 @@ struct Stream {
     /// be decoded each tick.
     mixed: bool,
     /// Key presses to send, the first one in progress.
-    dtmf_out: Option<DtmfOut>,
+    dtmf_out: Option<KeyPress>,
     dtmf_queue: VecDeque<u8>,
     /// What this stream's peer said in the current tick, decoded.
     heard: [i16; FRAME_SAMPLES],
@@ -753,7 +741,7 @@ impl Stream {
         if self.dtmf_out.is_none()
             && let Some(event) = self.dtmf_queue.pop_front()
         {
-            self.dtmf_out = Some(DtmfOut { event, sent: 0 });
+            self.dtmf_out = Some(KeyPress::from_event(event));
         }
         match (self.config.send, remote) {
             (true, Some(remote)) if self.dtmf_out.is_some() && self.config.dtmf_pt.is_some() => {
@@ -807,28 +795,21 @@ impl Stream {
         let (Some(pt), Some(dtmf)) = (self.config.dtmf_pt, self.dtmf_out.as_mut()) else {
             return;
         };
-        if dtmf.sent == 0 {
+        let packet = dtmf.next_packet();
+        if packet.first {
             self.packetizer.mark_next();
         }
-        let end = dtmf.sent >= DTMF_TICKS;
-        let duration = (dtmf.sent.min(DTMF_TICKS - 1) + 1) * FRAME_SAMPLES as u32;
-        let flags = if end { 0x80 } else { 0 } | 10;
-        let [d0, d1] = (duration as u16).to_be_bytes();
-        let payload = [dtmf.event, flags, d0, d1];
-        dtmf.sent += 1;
-        let done = dtmf.sent >= DTMF_TICKS + DTMF_END_COPIES;
         let audio_pt = self.packetizer.payload_type();
         self.packetizer.set_payload_type(pt);
-        let len = self.packetizer.write(&payload, 0, out);
+        let len = self.packetizer.write(&packet.payload, 0, out);
         self.packetizer.set_payload_type(audio_pt);
         if len > 0 && self.rtp.send_to(&out[..len], remote).is_ok() {
             self.stats.packets_out += 1;
             counters.packets_out += 1;
         }
-        if done {
+        if packet.last {
             self.dtmf_out = None;
-            self.packetizer
-                .skip((DTMF_TICKS + DTMF_END_COPIES) * FRAME_SAMPLES as u32);
+            self.packetizer.skip(KeyPress::SAMPLES);
         }
     }
 

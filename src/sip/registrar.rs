@@ -105,6 +105,16 @@ pub enum Outcome {
     BadRequest(&'static str),
 }
 
+/// Why a password login was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// Unknown seat or wrong password (not told apart).
+    WrongPassword,
+    Disabled,
+    /// Too many failures from this address.
+    LockedOut,
+}
+
 /// Bindings, nonces and failed attempts.
 #[derive(Debug)]
 pub struct Registrar {
@@ -236,6 +246,57 @@ impl Registrar {
         }
     }
 
+    /// Checks a seat's password given in the clear (the browser desktop's
+    /// login, over the API's TLS); wrong guesses count toward the same
+    /// lockout as REGISTER's.
+    pub fn check_password(
+        &mut self,
+        seat: &str,
+        password: &str,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), LoginRefused> {
+        if self.is_banned(ip, now) {
+            return Err(LoginRefused::LockedOut);
+        }
+        let matches = self.accounts.get(seat).is_some_and(|a| {
+            // Compared in constant time: timing must not tell how much matched.
+            let (a, b) = (a.password.as_bytes(), password.as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        });
+        if !matches {
+            self.fail(ip, now);
+            return Err(if self.is_banned(ip, now) {
+                LoginRefused::LockedOut
+            } else {
+                LoginRefused::WrongPassword
+            });
+        }
+        if !self.accounts.get(seat).is_some_and(|a| a.enabled) {
+            return Err(LoginRefused::Disabled);
+        }
+        self.failures.remove(&ip);
+        Ok(())
+    }
+
+    /// Binds a contact for a seat whose login was checked elsewhere (a
+    /// browser seat at the gateway's user agent), for the longest time a
+    /// REGISTER may ask; the owner renews it.
+    pub fn bind_checked(&mut self, seat: &str, contact: &str, source: SocketAddr, now: Instant) {
+        let register = Register {
+            user: seat,
+            contacts: vec![ContactParam {
+                uri: contact.to_owned(),
+                expires: Some(self.policy.max_expires),
+            }],
+            star: false,
+            expires: None,
+            authorization: None,
+            source,
+        };
+        self.bind(&register, now);
+    }
+
     /// Handles one REGISTER.
     pub fn register(&mut self, req: &Register<'_>, now: Instant) -> Outcome {
         let ip = req.source.ip();
@@ -337,6 +398,54 @@ impl Registrar {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_password_login_counts_toward_the_lockout_and_binds_like_a_register() {
+        let policy = Policy {
+            lockout_failures: 2,
+            ..Policy::default()
+        };
+        let accounts = vec![
+            Account {
+                id: "2001".into(),
+                password: "secret".into(),
+                enabled: true,
+            },
+            Account {
+                id: "2002".into(),
+                password: "other".into(),
+                enabled: false,
+            },
+        ];
+        let mut r = Registrar::new(policy, accounts);
+        let now = Instant::now();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        assert_eq!(r.check_password("2001", "secret", ip, now), Ok(()));
+        assert_eq!(
+            r.check_password("2002", "other", ip, now),
+            Err(LoginRefused::Disabled)
+        );
+        assert_eq!(
+            r.check_password("2001", "secre", ip, now),
+            Err(LoginRefused::WrongPassword)
+        );
+        assert_eq!(
+            r.check_password("nobody", "secret", ip, now),
+            Err(LoginRefused::LockedOut)
+        );
+        // Even the right password waits out the ban.
+        assert_eq!(
+            r.check_password("2001", "secret", ip, now),
+            Err(LoginRefused::LockedOut)
+        );
+        let source: SocketAddr = "127.0.0.1:5999".parse().unwrap();
+        r.bind_checked("2001", "sip:2001@127.0.0.1:5999", source, now);
+        let bound = r.lookup("2001", now);
+        assert_eq!(bound.len(), 1);
+        assert_eq!(bound[0].source, source);
+        assert!(r.drop_binding("2001", "sip:2001@127.0.0.1:5999"));
+    }
+
     use super::*;
     use rsipstack::dialog::authenticate::compute_digest;
     use rsipstack::sip::headers::auth::AuthQop;

@@ -644,7 +644,10 @@ mod tests {
         let r = route(&c, "120").await.unwrap();
         assert_eq!(r.trunk, "120");
         assert_eq!(r.binding.contact, "sip:120@127.0.0.1:5120");
-        assert_eq!(r.binding.source, "127.0.0.1:5120".parse().unwrap());
+        assert_eq!(
+            r.binding.source,
+            "127.0.0.1:5120".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(r.caller_id, CallerId::Hotline);
         assert_eq!(r.ring, Duration::from_secs(20));
         let cred = r.credential.as_ref().unwrap();
