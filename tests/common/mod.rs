@@ -11,6 +11,7 @@ pub mod events;
 pub mod media;
 pub mod orders;
 pub mod push;
+pub mod rtc_client;
 pub mod seat;
 pub mod temp_db;
 pub mod trunk;
