@@ -8,6 +8,7 @@
 mod agents;
 mod auth;
 mod callers;
+mod desk;
 mod events;
 mod kb;
 mod orders;
@@ -50,6 +51,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(kb::routes())
         .merge(callers::routes())
         .merge(wallboard::routes())
+        .merge(desk::routes())
         .fallback(not_found)
         .with_state(shared)
 }
