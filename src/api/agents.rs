@@ -508,7 +508,13 @@ async fn queues(State(shared): State<Arc<Shared>>) -> Response {
         .acd
         .queues()
         .into_iter()
-        .map(|q| json!({"name": q.queue, "waiting": q.waiting}))
+        .map(|q| {
+            json!({
+                "name": q.queue,
+                "waiting": q.waiting,
+                "longest_wait_secs": q.longest_wait_secs,
+            })
+        })
         .collect();
     Json(json!({ "queues": queues })).into_response()
 }

@@ -8,6 +8,7 @@
 mod agents;
 mod auth;
 mod callers;
+mod desk;
 pub(crate) mod events;
 mod kb;
 mod orders;
@@ -52,6 +53,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(callers::routes())
         .merge(wallboard::routes())
         .merge(webseat::routes())
+        .merge(desk::routes())
         .fallback(not_found)
         .with_state(shared)
 }
