@@ -93,31 +93,6 @@ fn make_overdue(server: &Server, order_no: &str, ago_ms: i64) {
     });
 }
 
-/// Checks the bytes are a PNG of `width` × `height` and decodes every row.
-fn check_png(bytes: &[u8], width: u32, height: u32) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    let mut reader = decoder.read_info().expect("the screenshot is a PNG");
-    let info = reader.info();
-    assert_eq!(
-        (info.width, info.height),
-        (width, height),
-        "screenshot size"
-    );
-    let mut pixels = vec![0; reader.output_buffer_size().expect("a sane PNG size")];
-    let frame = reader.next_frame(&mut pixels).expect("the PNG decodes");
-    // Not a blank page: the board has many colours.
-    let data = &pixels[..frame.buffer_size()];
-    let distinct: std::collections::BTreeSet<&[u8]> = data
-        .chunks(frame.line_size / width as usize)
-        .step_by(97)
-        .collect();
-    assert!(
-        distinct.len() > 20,
-        "the screenshot looks blank: {} colours",
-        distinct.len()
-    );
-}
-
 #[test]
 fn the_board_follows_seats_calls_and_orders_in_chromium() {
     require("sipp", "sip-tester");

@@ -7,6 +7,7 @@ pub mod baresip;
 pub mod browser;
 pub mod callers;
 pub mod conversation;
+pub mod desk;
 pub mod events;
 pub mod media;
 pub mod orders;
