@@ -15,7 +15,7 @@
 //! and share the machine's cores with the server.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::media::{CALLER_TONE, PCMA_DTMF, ToneMedia, dominance, own_rtp_ports};
