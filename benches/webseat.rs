@@ -163,14 +163,25 @@ fn run(n: usize, hold: u64) {
     });
     let tone = opus_tone(BROWSER_TONE, 1.0);
     let started = Instant::now();
-    rt.block_on(async {
+    let failed: Vec<String> = rt.block_on(async {
         let takes = browsers.iter_mut().enumerate().map(|(i, b)| {
             let tone = tone.clone();
             // One call is decoded to check the audio; the rest only count.
-            b.take_call(tone, i == 0, Duration::from_secs(60))
+            b.try_take_call(tone, i == 0, Duration::from_secs(60))
         });
-        futures::future::join_all(takes).await;
+        futures::future::join_all(takes)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect()
     });
+    assert!(
+        failed.is_empty(),
+        "{} of {n} browser seats were not rung: {}\n{}",
+        failed.len(),
+        failed[0],
+        server.log()
+    );
     let up = common::poll(Duration::from_secs(30), Duration::from_millis(200), || {
         let connected = server.log().matches("caller connected to agent").count();
         (connected >= n).then_some(connected)

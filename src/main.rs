@@ -320,7 +320,13 @@ fn init_tracing() {
     // rsipstack logs every datagram at INFO; keep it at warn unless asked.
     let filter = EnvFilter::try_from_env("HOTLINE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info,rsipstack=warn,sqlx=warn"));
+        // The WebRTC stack logs every connection's steps at info, and a
+        // warning for each TLS extension Chrome offers that DTLS ignores.
+        .unwrap_or_else(|_| {
+            EnvFilter::new(
+                "info,rsipstack=warn,sqlx=warn,webrtc=warn,webrtc_ice=warn,dtls=error,interceptor=warn",
+            )
+        });
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

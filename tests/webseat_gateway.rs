@@ -80,6 +80,18 @@ fn a_browser_seat_answers_a_queued_call_and_both_hear_each_other() {
     assert!(record["seat_ended_at"].is_string(), "{record}");
     // The engine's side of the bridge is plain G.711.
     assert_eq!(record["seat_codec"], "PCMU", "{record}");
+    // Recorded like any seat's call: the caller left, the browser right.
+    let path = record["call_recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording: {record}"));
+    let (left, right) = stereo(path);
+    let mid = |v: &[i16]| v[v.len() / 4..v.len() * 3 / 4].to_vec();
+    let left_ratio = dominance(&mid(&left), CALLER_TONE, BROWSER_TONE);
+    let right_ratio = dominance(&mid(&right), BROWSER_TONE, CALLER_TONE);
+    assert!(
+        left_ratio > 20.0 && right_ratio > 20.0,
+        "recording channels: left 600/1000 {left_ratio:.2}, right 1000/600 {right_ratio:.2}"
+    );
 }
 
 #[test]

@@ -66,3 +66,34 @@ impl WebseatConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    #[test]
+    fn bad_webseat_settings_name_their_key() {
+        for (text, key) in [
+            ("[webseat]\nopus_bitrate = 100", "webseat.opus_bitrate"),
+            (
+                "[webseat]\npublic_ips = [\"0.0.0.0\"]",
+                "webseat.public_ips",
+            ),
+            ("[webseat]\nprefer = \"g729\"", "prefer"),
+            ("[webseat]\nmedia_listen = \"nowhere\"", "media_listen"),
+            ("[webseat]\ncolour = 1", "colour"),
+        ] {
+            let err = Config::parse(text, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let ok = Config::parse(
+            "[webseat]\nprefer = \"pcmu\"\npublic_ips = [\"203.0.113.7\"]",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.webseat.public_ips.len(), 1);
+    }
+}

@@ -189,3 +189,73 @@ pub fn remote_codec(mime_type: &str) -> Option<BrowserCodec> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(sdp: &str) -> Vec<&str> {
+        sdp.lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_offer_names_the_one_shared_port_and_both_codecs() {
+        let peers = Peers::bind(&WebseatConfig::default()).await.unwrap();
+        let port = peers.local_addr.port().to_string();
+        let a = peers.offer().await.unwrap();
+        let b = peers.offer().await.unwrap();
+        for offer in [&a, &b] {
+            let list = candidates(&offer.sdp);
+            assert!(!list.is_empty(), "{}", offer.sdp);
+            for c in list {
+                assert!(c.contains(" 127.0.0.1 "), "{c}");
+                assert!(c.contains(&format!(" {port} ")), "{c} is not on {port}");
+            }
+            assert!(offer.sdp.contains("opus/48000/2"), "{}", offer.sdp);
+            assert!(offer.sdp.contains("PCMU/8000"), "{}", offer.sdp);
+            assert!(offer.sdp.contains("a=fingerprint:sha-256"), "{}", offer.sdp);
+            assert_eq!(offer.codec, BrowserCodec::Opus);
+        }
+        a.pc.close().await.unwrap();
+        b.pc.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn behind_nat_the_offer_announces_the_public_address() {
+        let config = WebseatConfig {
+            public_ips: vec!["203.0.113.7".parse().unwrap()],
+            prefer: Preferred::Pcmu,
+            ..WebseatConfig::default()
+        };
+        let peers = Peers::bind(&config).await.unwrap();
+        let offer = peers.offer().await.unwrap();
+        let list = candidates(&offer.sdp);
+        assert!(
+            !list.is_empty() && list.iter().all(|c| c.contains(" 203.0.113.7 ")),
+            "{}",
+            offer.sdp
+        );
+        // PCMU first: the browser's answer picks it and the bridge passes it through.
+        let m = offer
+            .sdp
+            .lines()
+            .find(|l| l.starts_with("m=audio"))
+            .unwrap();
+        assert!(m.ends_with(" 0 111"), "{m}");
+        assert_eq!(offer.codec, BrowserCodec::Pcmu);
+        offer.pc.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_taken_media_port_is_a_clear_start_error() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let config = WebseatConfig {
+            media_listen: taken.local_addr().unwrap(),
+            ..WebseatConfig::default()
+        };
+        let err = Peers::bind(&config).await.err().unwrap().to_string();
+        assert!(err.contains("webseat.media_listen"), "{err}");
+    }
+}

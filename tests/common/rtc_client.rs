@@ -129,15 +129,25 @@ impl RtcSeat {
 
     /// Waits for a message of type `kind`, keeping the others in `seen`.
     pub async fn wait_for(&mut self, kind: &str, limit: Duration) -> Value {
+        self.try_wait_for(kind, limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`RtcSeat::wait_for`], saying what came instead when it does not come.
+    pub async fn try_wait_for(&mut self, kind: &str, limit: Duration) -> Result<Value, String> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let m = self.next(left).await;
             if m["type"] == kind {
-                return m;
+                return Ok(m);
             }
             if m["type"] == "timeout" || m["type"] == "closed" {
-                panic!("no {kind} message: got {m}; earlier: {:?}", self.seen);
+                return Err(format!(
+                    "no {kind} message: got {m}; earlier: {:?}",
+                    self.seen
+                ));
             }
             self.seen.push(m);
         }
@@ -152,7 +162,19 @@ impl RtcSeat {
         decode: bool,
         limit: Duration,
     ) -> Value {
-        let ring = self.wait_for("ring", limit).await;
+        self.try_take_call(tone, decode, limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`RtcSeat::take_call`], with an error when no ring comes.
+    pub async fn try_take_call(
+        &mut self,
+        tone: Vec<bytes::Bytes>,
+        decode: bool,
+        limit: Duration,
+    ) -> Result<Value, String> {
+        let ring = self.try_wait_for("ring", limit).await?;
         let call = ring["call"].as_str().expect("call").to_owned();
         self.call = Some(call.clone());
         self.caller_call_id = ring["caller_call_id"].as_str().map(str::to_owned);
@@ -238,7 +260,7 @@ impl RtcSeat {
             }
         }));
         self.pc = Some(pc);
-        ring
+        Ok(ring)
     }
 
     /// Sends `hangup` for the current call.
