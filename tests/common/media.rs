@@ -115,12 +115,16 @@ pub fn stereo(path: &str) -> (Vec<i16>, Vec<i16>) {
 /// Received audio with its arrival time.
 type Heard = Arc<Mutex<Vec<(Instant, Vec<i16>)>>>;
 
+/// Keys received as RFC 4733 telephone-events, with when each began.
+type Keys = Arc<Mutex<Vec<(Instant, char)>>>;
+
 /// A socket's media: sends `law` frames of a tone every 20 ms and keeps the
-/// audio it receives in that law (other payload types, such as
-/// telephone-events, are ignored), until dropped.
+/// audio it receives in that law, and the keys that arrive as RFC 4733
+/// telephone-events (any dynamic payload type), until dropped.
 pub struct ToneMedia {
     stop: Arc<AtomicBool>,
     heard: Heard,
+    keys: Keys,
     peer: Arc<Mutex<Option<SocketAddr>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     port: u16,
@@ -145,6 +149,7 @@ impl ToneMedia {
         let port = socket.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let heard: Heard = Arc::new(Mutex::new(Vec::new()));
+        let keys: Keys = Arc::new(Mutex::new(Vec::new()));
         let peer = Arc::new(Mutex::new(to));
         let last_rx = Arc::new(Mutex::new(None::<Instant>));
         let receiver = socket.try_clone().unwrap();
@@ -154,9 +159,12 @@ impl ToneMedia {
         let pt = law.payload_type();
         {
             let (stop, heard, peer) = (stop.clone(), heard.clone(), peer.clone());
-            let last_rx = last_rx.clone();
+            let (last_rx, keys) = (last_rx.clone(), keys.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
+                // The RTP timestamp of the last key's event: each packet
+                // of one press (and its repeated end) carries the same.
+                let mut last_key: Option<u32> = None;
                 while !stop.load(Ordering::Relaxed) {
                     let Ok((n, from)) = receiver.recv_from(&mut buf) else {
                         continue;
@@ -168,10 +176,18 @@ impl ToneMedia {
                         *peer.lock().unwrap() = Some(from);
                         *last_rx.lock().unwrap() = Some(Instant::now());
                     }
-                    if buf[1] & 0x7f == pt {
-                        let off = 12 + 4 * usize::from(buf[0] & 0x0f);
-                        let pcm = super::decode(pt, &buf[off.min(n)..n]);
+                    let off = (12 + 4 * usize::from(buf[0] & 0x0f)).min(n);
+                    let payload_type = buf[1] & 0x7f;
+                    if payload_type == pt {
+                        let pcm = super::decode(pt, &buf[off..n]);
                         heard.lock().unwrap().push((Instant::now(), pcm));
+                    } else if (96..=127).contains(&payload_type) && n - off == 4 {
+                        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                        let key = hotline::media::dtmf::event_to_digit(buf[off]);
+                        if let Some(key) = key.filter(|_| last_key != Some(ts)) {
+                            last_key = Some(ts);
+                            keys.lock().unwrap().push((Instant::now(), key));
+                        }
                     }
                 }
             });
@@ -211,6 +227,7 @@ impl ToneMedia {
         ToneMedia {
             stop,
             heard,
+            keys,
             peer,
             thread: Some(thread),
             port,
@@ -239,6 +256,11 @@ impl ToneMedia {
             .collect()
     }
 
+    /// The keys received as telephone-events so far, in order.
+    pub fn keys(&self) -> String {
+        self.keys.lock().unwrap().iter().map(|(_, k)| k).collect()
+    }
+
     /// Packets of audio received so far.
     pub fn packets(&self) -> usize {
         self.heard.lock().unwrap().len()
@@ -247,10 +269,11 @@ impl ToneMedia {
     /// Port, peer and packets heard, for a failed assertion.
     pub fn describe(&self) -> String {
         format!(
-            "media on 127.0.0.1:{}: sending to {:?}, {} packets heard\n",
+            "media on 127.0.0.1:{}: sending to {:?}, {} packets heard, keys {:?}\n",
             self.port,
             self.peer(),
-            self.packets()
+            self.packets(),
+            self.keys()
         )
     }
 

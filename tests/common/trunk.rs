@@ -62,6 +62,18 @@ impl TrunkEndpoint {
 
     /// An endpoint that takes INVITEs as `answer` says.
     pub fn with(name: &str, law: Law, tone_hz: f32, answer: TrunkAnswer) -> TrunkEndpoint {
+        Self::build(name, law, tone_hz, answer, false)
+    }
+
+    /// An endpoint that answers every INVITE and also takes keys as RFC
+    /// 4733 telephone-events (payload type 101, which the server offers):
+    /// a line with a menu of its own. The keys it gets are in
+    /// `media.keys()`.
+    pub fn taking_keys(name: &str, law: Law, tone_hz: f32) -> TrunkEndpoint {
+        Self::build(name, law, tone_hz, TrunkAnswer::Answers, true)
+    }
+
+    fn build(name: &str, law: Law, tone_hz: f32, answer: TrunkAnswer, keys: bool) -> TrunkEndpoint {
         require("sipp", "sip-tester");
         let (socket, _rtcp) = rtp_sockets();
         let rtp_port = socket.local_addr().unwrap().port();
@@ -69,7 +81,7 @@ impl TrunkEndpoint {
         let port = free_udp_port(1);
         let sipp = SippProcess::start(
             &format!("trunk-{name}"),
-            &scenario(answer, rtp_port, law.payload_type(), law.name()),
+            &scenario(answer, rtp_port, law.payload_type(), law.name(), keys),
             port,
             &[],
         );
@@ -137,8 +149,8 @@ pub fn trunk_section(entries: &[String]) -> String {
 
 /// The UAS scenario: OPTIONS get 200 (a call of their own in SIPp); an
 /// INVITE is taken as `answer` says, with an SDP answer pointing at the
-/// test's socket.
-fn scenario(answer: TrunkAnswer, rtp_port: u16, pt: u8, codec: &str) -> String {
+/// test's socket (with telephone-event 101 when it takes `keys`).
+fn scenario(answer: TrunkAnswer, rtp_port: u16, pt: u8, codec: &str, keys: bool) -> String {
     // A response to the last request; `tag` adds our To tag.
     let respond = |status: &str, cseq: &str, tag: bool, body: &str| {
         let to_tag = if tag {
@@ -158,9 +170,17 @@ fn scenario(answer: TrunkAnswer, rtp_port: u16, pt: u8, codec: &str) -> String {
         )
     };
     let last = "[last_CSeq:]";
+    let (formats, events) = if keys {
+        (
+            format!("{pt} 101"),
+            "a=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n",
+        )
+    } else {
+        (pt.to_string(), "")
+    };
     let sdp = format!(
         "v=0\no=trunk 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
-         m=audio {rtp_port} RTP/AVP {pt}\na=rtpmap:{pt} {codec}/8000\na=sendrecv\n"
+         m=audio {rtp_port} RTP/AVP {formats}\na=rtpmap:{pt} {codec}/8000\n{events}a=sendrecv\n"
     );
     let ringing = respond("180 Ringing", last, true, "");
     let ok = respond("200 OK", last, true, &sdp);

@@ -12,7 +12,13 @@
   const MODES = { listen: '监听', whisper: '耳语', barge: '强插' };
   const MONITOR_WORDS = { listen: '正在监听', whisper: '正在耳语', barge: '已强插' };
 
-  /** Seats by id, as the board and the events last described them. */
+  /**
+   * Seats by id, as the board and the events last described them. `call`
+   * there is the ACD's number for the call (what `/api/v1/seats` and the
+   * `state` events carry); `callerCall` is the caller's call id, which
+   * `/api/v1/calls/{id}/monitor` wants, learnt from the `offered` and
+   * `connected` events of the seat.
+   */
   const seats = new Map();
   /** The call being supervised: `{call, seat, mode}`, or null. */
   let monitor = null;
@@ -162,7 +168,10 @@
         break;
       case 'offered':
         // The queue shows next to the call; the number stays off the wall.
-        mergeSeat(ev.seat, { queue: ev.queue });
+        mergeSeat(ev.seat, { queue: ev.queue, callerCall: ev.call_id });
+        break;
+      case 'connected':
+        mergeSeat(ev.seat, { callerCall: ev.call_id });
         break;
       default:
         break;
@@ -178,6 +187,7 @@
     if ('state' in fields && !fields.call) {
       seat.call = null;
       seat.queue = null;
+      seat.callerCall = null;
     }
     seats.set(id, seat);
     renderRow(seat);
@@ -193,8 +203,17 @@
     const listed = new Set();
     for (const s of r.json.seats || []) {
       listed.add(s.seat);
-      const queue = (seats.get(s.seat) || {}).queue;
-      seats.set(s.seat, { ...s, queue, reason: s.reason || null, call: s.call || null });
+      // What only the events tell (the queue, the caller's call id) is
+      // kept while the seat is still on the same call.
+      const before = seats.get(s.seat) || {};
+      const same = before.call != null && before.call === s.call;
+      seats.set(s.seat, {
+        ...s,
+        queue: same ? before.queue : null,
+        callerCall: same ? before.callerCall : null,
+        reason: s.reason || null,
+        call: s.call ?? null,
+      });
     }
     for (const id of [...seats.keys()]) if (!listed.has(id)) seats.delete(id);
     renderAll();
@@ -221,9 +240,9 @@
     const body = $('seats').tBodies[0];
     let row = body.querySelector(`tr[data-seat="${CSS.escape(seat.seat)}"]`);
     const mine = seat.seat === state.seat;
-    const watched = monitor && monitor.call === seat.call ? monitor.mode : '';
-    const view = JSON.stringify([seat.name, seat.status, seat.reason, seat.state, seat.call, seat.queue,
-      seat.calls_taken, seat.talk_secs, mine, watched]);
+    const watched = monitor && seat.callerCall && monitor.call === seat.callerCall ? monitor.mode : '';
+    const view = JSON.stringify([seat.name, seat.status, seat.reason, seat.state, seat.call, seat.callerCall,
+      seat.queue, seat.calls_taken, seat.talk_secs, mine, watched]);
     if (row && row.dataset.view === view) return row;
     if (!row) {
       // A new seat goes into its place in id order.
@@ -237,23 +256,31 @@
     if (mine) row.dataset.mine = '';
     else delete row.dataset.mine;
     const actions = el('td', { class: 'actions' });
-    if (!mine && seat.state === 'in_call' && seat.call) {
+    // The buttons need the caller's call id: the ACD's number for the call
+    // is not one the call API knows. A call that began before this page
+    // opened has none here (the seats API does not give it), so it gets no
+    // buttons rather than ones that can only fail.
+    if (!mine && seat.state === 'in_call' && seat.callerCall) {
       for (const [mode, label] of Object.entries(MODES)) {
         actions.append(el('button', {
           type: 'button',
           'data-monitor': mode,
-          'data-call': seat.call,
+          'data-call': seat.callerCall,
           'data-seat': seat.seat,
           'aria-pressed': watched === mode ? 'true' : 'false',
           text: label,
         }), ' ');
       }
     }
+    if (!mine && seat.state === 'in_call' && !seat.callerCall) {
+      actions.append(el('span', { class: 'muted', text: '通话早于本页打开，无法监控' }));
+    }
+    const callText = seat.callerCall || (seat.call != null ? String(seat.call) : '');
     row.replaceChildren(
       el('td', { text: seat.seat }),
       el('td', { text: seat.name || '' }),
       el('td', {}, el('span', { class: 'status', 'data-status': word, text: Desk.seatLabel(seat) })),
-      el('td', { title: seat.call || '', text: seat.call ? `${shortCall(seat.call)}${seat.queue ? ` · ${seat.queue}` : ''}` : '' }),
+      el('td', { title: callText, text: callText ? `${shortCall(callText)}${seat.queue ? ` · ${seat.queue}` : ''}` : '' }),
       el('td', { class: 'num', text: String(seat.calls_taken ?? 0) }),
       el('td', { class: 'num', text: Desk.duration(seat.talk_secs || 0) }),
       actions,
@@ -263,6 +290,7 @@
 
   /** Call-IDs are long; the start is enough to tell calls apart on screen. */
   function shortCall(id) {
+    id = String(id);
     return id.length > 14 ? `${id.slice(0, 12)}…` : id;
   }
 
