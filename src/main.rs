@@ -324,7 +324,7 @@ fn init_tracing() {
         // warning for each TLS extension Chrome offers that DTLS ignores.
         .unwrap_or_else(|_| {
             EnvFilter::new(
-                "info,rsipstack=warn,sqlx=warn,webrtc=warn,webrtc_ice=warn,dtls=error,interceptor=warn",
+                "info,rsipstack=warn,sqlx=warn,webrtc=warn,webrtc_ice=error,dtls=error,interceptor=warn",
             )
         });
     tracing_subscriber::registry()

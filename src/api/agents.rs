@@ -55,6 +55,10 @@ struct SeatEntry {
     /// counters until restart).
     source: Option<SeatSource>,
     registered: bool,
+    /// The SIP Call-ID of the caller the seat is on a call with (what
+    /// `/api/v1/calls/{id}/...` takes, e.g. to supervise it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller_call_id: Option<String>,
     skills: BTreeMap<String, u8>,
     languages: Vec<String>,
 }
@@ -95,6 +99,7 @@ fn entries(shared: &Shared, only: Option<&str>) -> Vec<SeatEntry> {
                 enabled: def.is_some_and(|(s, _)| s.enabled),
                 source: def.map(|(_, src)| *src),
                 registered,
+                caller_call_id: shared.directory.call_of_seat(&id),
                 skills: def.map(|(s, _)| s.skills.clone()).unwrap_or_default(),
                 languages: def.map(|(s, _)| s.languages.clone()).unwrap_or_default(),
             }

@@ -210,7 +210,8 @@
       seats.set(s.seat, {
         ...s,
         queue: same ? before.queue : null,
-        callerCall: same ? before.callerCall : null,
+        // The board names the caller's call; events fill it in between reads.
+        callerCall: s.caller_call_id || (same ? before.callerCall : null),
         reason: s.reason || null,
         call: s.call ?? null,
       });

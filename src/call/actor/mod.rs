@@ -891,7 +891,14 @@ impl<'a> Call<'a> {
                 self.apply_mix();
             }
             LegEvent::Digit(d) => {
-                if let Some(stream) = &self.stream {
+                // The agent's keys go to the line they are talking to: one
+                // brought in or consulted (its own menu: "press 1 for..."),
+                // else the caller.
+                let to = self
+                    .talking_target()
+                    .or_else(|| self.consult.as_ref().and_then(|c| c.stream()))
+                    .or(self.stream.as_ref());
+                if let Some(stream) = to {
                     stream.send_digit(d);
                 }
             }
