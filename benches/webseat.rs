@@ -262,8 +262,34 @@ fn run(n: usize, hold: u64) {
     drop(callers);
 }
 
+/// The bridge's codec step alone: one 20 ms A-law frame to Opus and an
+/// Opus frame back, as each call does 50 times a second each way.
+fn codec_step() {
+    use hotline::webseat::transcode::{BrowserCodec, FRAME, ToBrowser, ToSip};
+    let mut to_browser = ToBrowser::new(BrowserCodec::Opus, Law::Alaw, 24_000).unwrap();
+    let mut to_sip = ToSip::new(BrowserCodec::Opus, Law::Alaw).unwrap();
+    let frame: Vec<u8> = (0..FRAME)
+        .map(|i| Law::Alaw.encode(((i as f32 * 0.785).sin() * 8000.0) as i16))
+        .collect();
+    let mut opus = [0u8; 1500];
+    let mut back = Vec::with_capacity(FRAME);
+    let frames = 2_000;
+    let started = Instant::now();
+    for _ in 0..frames {
+        let n = to_browser.frame(&frame, &mut opus).unwrap();
+        back.clear();
+        to_sip.frame(&opus[..n], &mut back).unwrap();
+    }
+    let per = started.elapsed() / frames;
+    println!(
+        "webseat codec: G.711 -> Opus -> G.711 of one 20 ms frame {per:?} ({:.2} % of a core per call, both ways)",
+        per.as_secs_f64() * 50.0 * 100.0
+    );
+}
+
 fn main() {
     let args = parse_args();
+    codec_step();
     for &n in &args.calls {
         run(n, args.hold);
     }
