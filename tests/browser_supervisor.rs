@@ -17,7 +17,7 @@ use common::conversation::{AGENT_TONE, trunk_server};
 use common::desk::*;
 use common::media::*;
 use common::orders::user;
-use common::rtc_client::{RtcSeat, opus_tone};
+use common::rtc_client::{self, RtcSeat, opus_tone};
 use common::*;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,14 +29,6 @@ const ALL: [f32; 3] = [CALLER_TONE, AGENT_TONE, SUPERVISOR_TONE];
 
 const AGENT: &str = "1001";
 const SUPERVISOR: &str = "1003";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The tones `pcm` must not hold: every party's but `want`.
 fn others(want: &[f32]) -> Vec<f32> {
@@ -119,7 +111,7 @@ fn a_supervisor_listens_whispers_and_barges_in_from_the_browser() {
         ],
     );
     user(&server, SUPERVISOR, "supervisor", None);
-    let rt = runtime();
+    let rt = rtc_client::runtime();
     let log = || server.log();
 
     // 1. The agent's browser seat logs in and is available.

@@ -8,25 +8,17 @@ mod common;
 
 use common::conversation::trunk_server;
 use common::media::*;
-use common::rtc_client::{RtcSeat, opus_tone};
+use common::rtc_client::{self, RtcSeat, opus_tone};
 use common::*;
 use std::time::{Duration, Instant};
 
 /// The browser agent's voice.
 const BROWSER_TONE: f32 = 1000.0;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn a_browser_seat_answers_a_queued_call_and_both_hear_each_other() {
     let server = trunk_server("webseat-call", &[], &[]);
-    let rt = runtime();
+    let rt = rtc_client::runtime();
     let mut seat = rt.block_on(RtcSeat::login(server.http, "1001", "hotline-1001"));
     let (status, body) = server.get("/api/v1/seats/1001");
     assert_eq!(status, 200, "{body}");
@@ -97,7 +89,7 @@ fn a_browser_seat_answers_a_queued_call_and_both_hear_each_other() {
 #[test]
 fn the_desktop_socket_refuses_bad_input_clearly_and_stays_usable() {
     let server = trunk_server("webseat-bad", &[], &[]);
-    let rt = runtime();
+    let rt = rtc_client::runtime();
     rt.block_on(async {
         let url = format!("ws://{}/api/v1/webseat", server.http);
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();

@@ -69,11 +69,11 @@ pub async fn bind(config: &Config, cancel: CancellationToken) -> anyhow::Result<
         .map_err(|e| anyhow::anyhow!("sip.listen {local_addr} (TCP): {e}"))?;
     transport.add_transport(udp.into());
     transport.add_transport(tcp.into());
-    let endpoint = EndpointBuilder::new()
-        .with_cancel_token(cancel)
-        .with_transport_layer(transport)
-        .with_user_agent(&config.sip.user_agent)
-        .with_allows(vec![
+    let (endpoint, incoming, dialogs) = endpoint(
+        transport,
+        cancel,
+        &config.sip.user_agent,
+        vec![
             Method::Invite,
             Method::Ack,
             Method::Bye,
@@ -82,16 +82,53 @@ pub async fn bind(config: &Config, cancel: CancellationToken) -> anyhow::Result<
             Method::Info,
             Method::Update,
             Method::PRack,
-        ])
-        .build();
-    let incoming = endpoint.incoming_transactions()?;
-    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        ],
+    )?;
     Ok(SipListener {
         endpoint,
         incoming,
         dialogs,
         local_addr,
     })
+}
+
+/// An endpoint on `transport` allowing `allows`, its new transactions and
+/// its dialog layer.
+pub(crate) fn endpoint(
+    transport: TransportLayer,
+    cancel: CancellationToken,
+    user_agent: &str,
+    allows: Vec<Method>,
+) -> anyhow::Result<(Endpoint, TransactionReceiver, Arc<DialogLayer>)> {
+    let endpoint = EndpointBuilder::new()
+        .with_cancel_token(cancel)
+        .with_transport_layer(transport)
+        .with_user_agent(user_agent)
+        .with_allows(allows)
+        .build();
+    let incoming = endpoint.incoming_transactions()?;
+    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+    Ok((endpoint, incoming, dialogs))
+}
+
+/// Hands a request inside a dialog to that dialog, whose owner answers it
+/// through its state channel (481 when there is no such dialog); gives
+/// back a request that opens something new.
+pub(crate) fn to_dialog(dialogs: &DialogLayer, mut tx: Transaction) -> Option<Transaction> {
+    if !headers::in_dialog(&tx.original) || tx.original.method == Method::Ack {
+        return Some(tx);
+    }
+    match dialogs.match_dialog(&tx) {
+        Some(mut dialog) => {
+            tokio::spawn(async move {
+                if let Err(e) = dialog.handle(&mut tx).await {
+                    tracing::debug!(error = %e, "in-dialog request failed");
+                }
+            });
+        }
+        None => reply(tx, StatusCode::CallTransactionDoesNotExist, vec![]),
+    }
+    None
 }
 
 /// Serves until the endpoint's cancel token fires.
@@ -115,23 +152,11 @@ pub async fn run(listener: SipListener, shared: Arc<Shared>) {
     }
 }
 
-fn on_transaction(shared: &Arc<Shared>, mut tx: Transaction, local_addr: SocketAddr) {
-    let method = tx.original.method;
-    if headers::in_dialog(&tx.original) && method != Method::Ack {
-        match shared.dialogs.match_dialog(&tx) {
-            Some(mut dialog) => {
-                // The dialog answers through its call actor's state channel.
-                tokio::spawn(async move {
-                    if let Err(e) = dialog.handle(&mut tx).await {
-                        tracing::debug!(error = %e, "in-dialog request failed");
-                    }
-                });
-            }
-            None => reply(tx, StatusCode::CallTransactionDoesNotExist, vec![]),
-        }
+fn on_transaction(shared: &Arc<Shared>, tx: Transaction, local_addr: SocketAddr) {
+    let Some(tx) = to_dialog(&shared.dialogs, tx) else {
         return;
-    }
-    match method {
+    };
+    match tx.original.method {
         Method::Invite => on_invite(shared, tx, local_addr),
         Method::Ack => {}
         Method::Options => reply(tx, StatusCode::OK, capabilities()),
@@ -234,7 +259,7 @@ fn on_register(shared: &Arc<Shared>, tx: Transaction) {
     reply(tx, status, extra);
 }
 
-fn reply(mut tx: Transaction, status: StatusCode, extra: Vec<Header>) {
+pub(crate) fn reply(mut tx: Transaction, status: StatusCode, extra: Vec<Header>) {
     tokio::spawn(async move {
         if let Err(e) = tx.reply_with(status, extra, None).await {
             tracing::debug!(error = %e, "reply failed");

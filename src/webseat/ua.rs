@@ -6,7 +6,7 @@
 use super::Gateway;
 use crate::server::Shared;
 use crate::sip::headers::{self, capabilities};
-use rsipstack::EndpointBuilder;
+use crate::sip::listener::{self, reply};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::TransactionReceiver;
@@ -39,11 +39,11 @@ pub async fn bind(
     let local_addr = SocketAddr::try_from(udp.get_addr().addr.clone())
         .map_err(|e| anyhow::anyhow!("webseat.sip_listen: {e}"))?;
     transport.add_transport(udp.into());
-    let endpoint = EndpointBuilder::new()
-        .with_cancel_token(cancel)
-        .with_transport_layer(transport)
-        .with_user_agent(user_agent)
-        .with_allows(vec![
+    let (endpoint, incoming, dialogs) = listener::endpoint(
+        transport,
+        cancel,
+        user_agent,
+        vec![
             Method::Invite,
             Method::Ack,
             Method::Bye,
@@ -51,10 +51,8 @@ pub async fn bind(
             Method::Options,
             Method::Info,
             Method::Update,
-        ])
-        .build();
-    let incoming = endpoint.incoming_transactions()?;
-    let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        ],
+    )?;
     Ok(Ua {
         endpoint,
         incoming,
@@ -83,21 +81,11 @@ pub async fn run(ua: Ua, shared: Arc<Shared>, gateway: Arc<Gateway>) {
     }
 }
 
-fn on_transaction(shared: &Arc<Shared>, gateway: &Arc<Gateway>, mut tx: Transaction) {
-    let method = tx.original.method;
-    if headers::in_dialog(&tx.original) && method != Method::Ack {
-        match gateway.dialogs.match_dialog(&tx) {
-            Some(mut dialog) => {
-                tokio::spawn(async move {
-                    if let Err(e) = dialog.handle(&mut tx).await {
-                        tracing::debug!(error = %e, "in-dialog request failed");
-                    }
-                });
-            }
-            None => reply(tx, StatusCode::CallTransactionDoesNotExist, vec![]),
-        }
+fn on_transaction(shared: &Arc<Shared>, gateway: &Arc<Gateway>, tx: Transaction) {
+    let Some(tx) = listener::to_dialog(&gateway.dialogs, tx) else {
         return;
-    }
+    };
+    let method = tx.original.method;
     match method {
         Method::Invite => {
             let seat = tx
@@ -130,12 +118,4 @@ fn on_transaction(shared: &Arc<Shared>, gateway: &Arc<Gateway>, mut tx: Transact
             vec![Header::Allow(headers::ALLOW.into())],
         ),
     }
-}
-
-fn reply(mut tx: Transaction, status: StatusCode, extra: Vec<Header>) {
-    tokio::spawn(async move {
-        if let Err(e) = tx.reply_with(status, extra, None).await {
-            tracing::debug!(error = %e, "reply failed");
-        }
-    });
 }
